@@ -1,0 +1,1 @@
+"""Architecture constants: the model's include/asm-x86_64."""

@@ -1,0 +1,269 @@
+"""The model's kernel: processes and their system calls.
+
+``Kernel`` is the one object a user of the Python API needs::
+
+    k = Kernel()
+    k.spawn(1)
+    a = k.mmap(1, None, 3 * 4096, "rw-", ["private", "anonymous"])
+    k.touch(1, a, 3 * 4096, "w", "hello")
+    k.fork(1, 2)
+
+A system call returns its result or raises ``SyscallError`` carrying the
+errno name; the state is then what Linux leaves. ``touch`` returns what the
+process sees: ``"ok"``, ``"SIGSEGV"`` or ``"SIGBUS"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rmaplab.asm.page import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, TASK_UNMAPPED_BASE
+from rmaplab.config import Config
+from rmaplab.errors import SyscallError
+from rmaplab.kernel.abi import MMAP_FLAGS, MREMAP_FLAGS, parse_flags, parse_prot
+from rmaplab.mm import mlock as _mlock
+from rmaplab.mm.context import MmContext
+from rmaplab.mm.fork import dup_mmap
+from rmaplab.mm.madvise import ADVICE, sys_madvise
+from rmaplab.mm.memory import fault_range
+from rmaplab.mm.mm_types import (VM_EXEC, VM_GROWSDOWN, VM_READ, VM_WRITE, MmStruct,
+                                 VmAreaStruct)
+from rmaplab.mm.mmap import MAP_ANONYMOUS, do_mmap_pgoff, do_munmap, exit_mmap, sys_brk
+from rmaplab.mm.mprotect import sys_mprotect
+from rmaplab.mm.mremap import do_mremap
+from rmaplab.mm.page import ZERO_PFN
+from rmaplab.rmap import SCHEMES
+
+#: the initial program break of a spawned process (there is no program
+#: image, so end_code == start_brk == brk)
+START_BRK = 0x0000_0000_0060_0000
+
+
+class NoSuchProcess(ValueError):
+    """An event names a pid that does not exist (or one that already does)."""
+
+
+@dataclass
+class Task:
+    pid: int
+    mm: MmStruct
+
+
+@dataclass
+class TouchResult:
+    result: str                     # "ok", "SIGSEGV" or "SIGBUS"
+    read: list[Any] | None = None   # tokens read, for a read access
+    fault_addr: int | None = None   # where a signal hit
+
+
+class Kernel:
+    """One simulated machine: processes, memory, swap, files and a scheme."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.ctx = MmContext(self.config, SCHEMES[self.config.scheme])
+        self.tasks: dict[int, Task] = {}
+
+    # -- accessors -------------------------------------------------------------
+
+    @property
+    def mem(self) -> Any:
+        return self.ctx.mem
+
+    @property
+    def stat(self) -> Any:
+        return self.ctx.stat
+
+    @property
+    def scheme(self) -> Any:
+        return self.ctx.scheme
+
+    def mm(self, pid: int) -> MmStruct:
+        t = self.tasks.get(pid)
+        if t is None:
+            raise NoSuchProcess(f"no process with pid {pid}")
+        return t.mm
+
+    # -- processes ---------------------------------------------------------------
+
+    def _new_mm(self, pid: int) -> MmStruct:
+        mm = MmStruct(START_BRK, self.config.max_map_count)
+        mm.owner = pid
+        return mm
+
+    def spawn(self, pid: int) -> None:
+        """A process as if just exec'ed, with an empty address space."""
+        if pid in self.tasks:
+            raise NoSuchProcess(f"pid {pid} already exists")
+        mm = self._new_mm(pid)
+        self.scheme.mm_exec(mm)
+        self.tasks[pid] = Task(pid, mm)
+
+    def fork(self, pid: int, child: int) -> None:
+        """``fork``: the child gets a copy of the address space (dup_mmap)."""
+        parent = self.mm(pid)
+        if child in self.tasks:
+            raise NoSuchProcess(f"pid {child} already exists")
+        mm = self._new_mm(child)
+        mm.free_area_cache = TASK_UNMAPPED_BASE
+        dup_mmap(self.ctx, mm, parent)
+        self.tasks[child] = Task(child, mm)
+
+    def exec(self, pid: int) -> None:
+        """``execve``: the old address space goes, an empty one replaces it."""
+        old = self.mm(pid)
+        exit_mmap(self.ctx, old)
+        mm = self._new_mm(pid)
+        self.scheme.mm_exec(mm)
+        self.tasks[pid].mm = mm
+
+    def exit(self, pid: int) -> None:
+        """``exit``: the process and its address space go away."""
+        exit_mmap(self.ctx, self.mm(pid))
+        del self.tasks[pid]
+
+    def declare_file(self, name: str, size: int) -> None:
+        """A regular file of ``size`` bytes; page i holds ``"<name>:<i>"``."""
+        if name in self.ctx.files:
+            raise SyscallError("EEXIST", f"file {name!r} already declared")
+        self.ctx.new_file(name, size)
+
+    # -- system calls --------------------------------------------------------------
+
+    def mmap(self, pid: int, addr: int | None, length: int, prot: int | str,
+             flags: int | Iterable[str], file: str | None = None, offset: int = 0) -> int:
+        mm = self.mm(pid)
+        prot_v = parse_prot(prot)
+        flags_v = parse_flags(flags, MMAP_FLAGS, "mmap")
+        if offset & ~PAGE_MASK:
+            raise SyscallError("EINVAL", "offset not page aligned")
+        f = None
+        if not flags_v & MAP_ANONYMOUS:
+            if file is None or file not in self.ctx.files:
+                raise SyscallError("EBADF", f"no such file {file!r}")
+            f = self.ctx.files[file]
+        return do_mmap_pgoff(self.ctx, mm, f, addr or 0, length, prot_v, flags_v,
+                             offset >> PAGE_SHIFT)
+
+    def munmap(self, pid: int, addr: int, length: int) -> int:
+        return do_munmap(self.ctx, self.mm(pid), addr, length)
+
+    def mprotect(self, pid: int, addr: int, length: int, prot: int | str) -> int:
+        return sys_mprotect(self.ctx, self.mm(pid), addr, length, parse_prot(prot))
+
+    def mremap(self, pid: int, addr: int, old_len: int, new_len: int,
+               flags: int | Iterable[str] = (), new_addr: int | None = None) -> int:
+        return do_mremap(self.ctx, self.mm(pid), addr, old_len, new_len,
+                         parse_flags(flags, MREMAP_FLAGS, "mremap"), new_addr or 0)
+
+    def brk(self, pid: int, addr: int) -> int:
+        return sys_brk(self.ctx, self.mm(pid), addr)
+
+    def madvise(self, pid: int, addr: int, length: int, advice: str | int) -> int:
+        if isinstance(advice, str):
+            if advice not in ADVICE:
+                raise SyscallError("EINVAL", f"unknown advice {advice!r}")
+            advice = ADVICE[advice]
+        return sys_madvise(self.ctx, self.mm(pid), addr, length, advice)
+
+    def mlock(self, pid: int, addr: int, length: int) -> int:
+        return _mlock.do_mlock(self.ctx, self.mm(pid), addr, length, True)
+
+    def munlock(self, pid: int, addr: int, length: int) -> int:
+        return _mlock.do_mlock(self.ctx, self.mm(pid), addr, length, False)
+
+    # -- the CPU ------------------------------------------------------------------------
+
+    def touch(self, pid: int, addr: int, length: int = PAGE_SIZE, access: str = "r",
+              token: Any = None) -> TouchResult:
+        """The process accesses ``[addr, addr+length)`` page by page, in
+        address order (``do_page_fault`` on each page that needs it). A write
+        stores ``token`` in every page. Stops at the first signal."""
+        mm = self.mm(pid)
+        write = access == "w"
+        if access not in ("r", "w"):
+            raise ValueError(f"access must be 'r' or 'w', not {access!r}")
+        tid = self.ctx.contents.intern(token) if write else None
+        if length <= 0:
+            return TouchResult("ok", [] if not write else None)
+        vpn, last = addr >> PAGE_SHIFT, (addr + length - 1) >> PAGE_SHIFT
+        out: list[np.ndarray] = []
+        while vpn <= last:
+            a = vpn << PAGE_SHIFT
+            vma = mm.find_vma(a)
+            if vma is None:
+                return self._signal("SIGSEGV", a, out, write)
+            if vma.vm_start > a:
+                if not vma.vm_flags & VM_GROWSDOWN or not self._expand_stack(vma, a):
+                    return self._signal("SIGSEGV", a, out, write)
+            end = min(last + 1, vma.vm_end >> PAGE_SHIFT)
+            stop, sig = self._allowed(vma, vpn, end, write)
+            if stop > vpn:
+                out.append(fault_range(self.ctx, vma, vpn, stop, write, tid))
+            if sig:
+                return self._signal(sig, stop << PAGE_SHIFT, out, write)
+            vpn = end
+        return TouchResult("ok", self._tokens(out) if not write else None)
+
+    def _allowed(self, vma: VmAreaStruct, s: int, e: int, write: bool) -> tuple[int, str | None]:
+        """How far into ``[s, e)`` the access gets, and the signal there."""
+        flags = vma.vm_flags
+        if write and not flags & VM_WRITE:
+            return s, "SIGSEGV"
+        if not flags & (VM_READ | VM_WRITE | VM_EXEC):
+            return s, "SIGSEGV"
+        stop, sig = e, None
+        if not write and not flags & (VM_READ | VM_EXEC):
+            # Write-only: a present pte reads without a fault; a missing one
+            # faults and do_page_fault refuses the read.
+            ptes = vma.vm_mm.pgd.gather(s, e)
+            missing = np.flatnonzero((ptes & 1) == 0)
+            if len(missing):
+                stop, sig = s + int(missing[0]), "SIGSEGV"
+        f = vma.vm_file
+        if f is not None:
+            first_bad = (vma.vm_start >> PAGE_SHIFT) + f.size_pages - vma.vm_pgoff
+            if first_bad < stop:
+                stop, sig = max(first_bad, s), "SIGBUS"
+        return stop, sig
+
+    def _expand_stack(self, vma: VmAreaStruct, addr: int) -> bool:
+        """``expand_stack``: grow a VM_GROWSDOWN VMA down to ``addr``
+        (vm_pgoff goes down with it). The stack-pointer distance check of
+        do_page_fault is not modelled."""
+        self.scheme.anon_vma_prepare(vma)
+        grow = (vma.vm_start - addr) >> PAGE_SHIFT
+        vma.vm_start = addr
+        vma.vm_pgoff -= grow
+        vma.vm_mm.total_vm += grow
+        return True
+
+    def _tokens(self, parts: list[np.ndarray]) -> list[Any]:
+        value = self.ctx.contents.value
+        if not parts:
+            return []
+        toks = np.concatenate(parts)
+        uniq, inv = np.unique(toks, return_inverse=True)
+        vals = [value(t) for t in uniq.tolist()]
+        return [vals[i] for i in inv.tolist()]
+
+    def _signal(self, sig: str, addr: int, parts: list[np.ndarray], write: bool) -> TouchResult:
+        return TouchResult(sig, None if write else self._tokens(parts), addr)
+
+    # -- inspection -----------------------------------------------------------------------
+
+    def read_page(self, pid: int, addr: int) -> Any:
+        """What a read of the page at ``addr`` would return, without
+        faulting (None for zeros); raises LookupError if not resident."""
+        pte = self.mm(pid).pgd.get(addr >> PAGE_SHIFT)
+        if not pte & 1:
+            raise LookupError(f"{addr:#x} is not resident")
+        pfn = pte >> 12
+        return None if pfn == ZERO_PFN else self.ctx.contents.value(int(self.mem.token[pfn]))
+
+    def pids(self) -> list[int]:
+        return sorted(self.tasks)

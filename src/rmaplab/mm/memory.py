@@ -1,0 +1,323 @@
+"""Faults, zapping and fork's pte copy (mm/memory.c, 2.6.11).
+
+Everything here works on runs of ptes as arrays; each pte, mapcount,
+count and rmap field ends exactly as the per-page kernel code leaves it.
+
+Page references (``page->_count``) in the model's steady state: one per pte
+that maps the page, one for the page cache, one for the swap cache.
+ZERO_PAGE is PG_reserved and never counted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rmaplab.asm.page import PAGE_SHIFT
+from rmaplab.asm.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW,
+                                 PTE_PFN_SHIFT)
+from rmaplab.errors import InvariantError
+from rmaplab.mm.filemap import File
+from rmaplab.mm.mm_types import VM_SHARED, VM_WRITE, VmAreaStruct, is_cow_mapping
+from rmaplab.mm.page import (PG_active, PG_dirty, PG_lru, PG_referenced, PG_reserved,
+                             PG_swapcache, ZERO_PFN)
+
+_PRESENT = np.int64(_PAGE_PRESENT)
+_RW = np.int64(_PAGE_RW)
+_YOUNG = np.int64(_PAGE_ACCESSED)
+_DIRTY = np.int64(_PAGE_DIRTY)
+_ZERO_PTE = np.int64((ZERO_PFN << PTE_PFN_SHIFT) | _PAGE_PRESENT | _PAGE_ACCESSED)
+_NEW_ANON = np.uint32(PG_lru | PG_active | PG_referenced)
+
+
+def _pte_pfn(ptes: np.ndarray) -> np.ndarray:
+    return ptes >> PTE_PFN_SHIFT
+
+
+def _mk_ptes(pfns: np.ndarray, bits: int) -> np.ndarray:
+    return (pfns << PTE_PFN_SHIFT) | np.int64(bits)
+
+
+# -- references --------------------------------------------------------------
+
+def put_pages(ctx: Any, pfns: np.ndarray) -> None:
+    """``page_cache_release`` of each pfn (repeats allowed); frames whose
+    count reaches zero are freed."""
+    if not len(pfns):
+        return
+    mem = ctx.mem
+    np.subtract.at(mem.count, pfns, 1)
+    dead = pfns[mem.count[pfns] == 0]
+    if len(dead):
+        mem.free_pages(np.unique(dead))
+
+
+# -- the page cache (mm/filemap.c) ---------------------------------------------
+
+def find_or_read_pages(ctx: Any, f: File, indices: np.ndarray) -> np.ndarray:
+    """``find_get_page`` or ``page_cache_read`` for each index: the cached
+    pfns, reading missing pages in with their on-disk content (the page
+    cache keeps one reference)."""
+    pc = f.page_cache
+    pfns = np.array([pc.get(int(i)) for i in indices], dtype=np.int64)
+    missing = np.flatnonzero(pfns == 0)
+    if len(missing):
+        mem = ctx.mem
+        new = ctx.alloc_pages(len(missing))
+        idx = indices[missing]
+        mem.flags[new] = PG_lru
+        mem.count[new] = 1
+        mem.mapping[new] = f.mapping_tag
+        mem.index[new] = idx
+        mem.token[new] = [f.disk_token(int(i)) for i in idx]
+        for i, p in zip(idx.tolist(), new.tolist()):
+            pc.set(i, p)
+        f.nrpages += len(new)
+        pfns[missing] = new
+        ctx.stat.fault_file += len(new)
+    return pfns
+
+
+def remove_from_page_cache(ctx: Any, pfn: int) -> None:
+    """Drop a clean or written-back page from its file's cache."""
+    mem = ctx.mem
+    f = ctx.file_of(int(mem.mapping[pfn]))
+    f.page_cache.set(int(mem.index[pfn]), 0)
+    f.nrpages -= 1
+
+
+# -- zap (unmap_vmas / zap_pte_range) ------------------------------------------
+
+def zap_page_range(ctx: Any, vma: VmAreaStruct, start: int, end: int) -> int:
+    """Unmap ``[start, end)`` (addresses) of ``vma``: drop rmap and page
+    references, free swap entries, clear the ptes. Returns ptes zapped."""
+    mm = vma.vm_mm
+    s, e = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+    vpns, ptes = mm.pgd.populated(s, e)
+    if not len(vpns):
+        return 0
+    mem, scheme = ctx.mem, ctx.scheme
+    present = (ptes & _PRESENT) != 0
+    pp = ptes[present]
+    pfns = _pte_pfn(pp)
+    real = pfns != ZERO_PFN
+    if not real.all():
+        pfns, pp, pvpns = pfns[real], pp[real], vpns[present][real]
+    else:
+        pvpns = vpns[present]
+    if len(pfns):
+        dirty = pfns[(pp & _DIRTY) != 0]
+        if len(dirty):
+            mem.flags[dirty] |= np.uint32(PG_dirty)
+        anon = (mem.mapping[pfns] & 1) == 1
+        n_anon = int(anon.sum())
+        scheme.page_remove_rmap(pfns, vma, pvpns)
+        put_pages(ctx, pfns)
+        mm.rss -= len(pfns)
+        mm.anon_rss -= n_anon
+    swaps = ptes[~present]
+    if len(swaps):
+        from rmaplab.mm.swap_state import free_swap_and_cache
+        for entry in (swaps >> PTE_PFN_SHIFT).tolist():
+            free_swap_and_cache(ctx, entry)
+    for t, lo, hi, _ in mm.pgd.runs(s, e):
+        t[lo:hi] = 0
+    return len(vpns)
+
+
+# -- fork (copy_page_range / copy_one_pte) ---------------------------------------
+
+def copy_page_range(ctx: Any, dst: VmAreaStruct, src: VmAreaStruct) -> int:
+    """Copy ``src``'s ptes into the child ``dst``: COW mappings are
+    write-protected in both, the child's ptes are old (and clean if
+    shared), each page gains a reference and ``page_dup_rmap``, each swap
+    entry a ``swap_duplicate``."""
+    s, e = src.vm_start >> PAGE_SHIFT, src.vm_end >> PAGE_SHIFT
+    vpns, ptes = src.vm_mm.pgd.populated(s, e)
+    if not len(vpns):
+        return 0
+    mem = ctx.mem
+    cow = is_cow_mapping(src.vm_flags)
+    present = (ptes & _PRESENT) != 0
+    if cow:
+        wp = present & ((ptes & _RW) != 0)
+        if wp.any():
+            ptes = np.where(wp, ptes & ~_RW, ptes)
+            src.vm_mm.pgd.scatter_points(vpns[wp], ptes[wp])
+    child = np.where(present, ptes & ~_YOUNG, ptes)
+    if src.vm_flags & VM_SHARED:
+        child = np.where(present, child & ~_DIRTY, child)
+    pfns = _pte_pfn(ptes[present])
+    real = pfns != ZERO_PFN
+    rp = pfns[real]
+    if len(rp):
+        np.add.at(mem.count, rp, 1)
+        ctx.scheme.page_dup_rmap(rp, dst, vpns[present][real])
+        dst.vm_mm.rss += len(rp)
+        dst.vm_mm.anon_rss += int(((mem.mapping[rp] & 1) == 1).sum())
+    if not present.all():
+        ctx.swap.swap_duplicate_many(ptes[~present] >> PTE_PFN_SHIFT)
+    dst.vm_mm.pgd.scatter_points(vpns, child)
+    ctx.stat.fork_ptes += len(vpns)
+    return len(vpns)
+
+
+# -- faults --------------------------------------------------------------------
+
+def _new_anon_pages(ctx: Any, vma: VmAreaStruct, vpns: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """Allocate, fill and rmap new anonymous pages for ``vpns`` (the common
+    tail of do_anonymous_page, do_wp_page's copy and do_no_page's early
+    COW); returns their writable, dirty, young ptes."""
+    mem = ctx.mem
+    ctx.scheme.anon_vma_prepare(vma)
+    pfns = ctx.alloc_pages(len(vpns))
+    mem.flags[pfns] = _NEW_ANON
+    mem.count[pfns] = 1
+    mem.token[pfns] = tokens
+    ctx.scheme.page_add_anon_rmap(pfns, vma, vpns)
+    vma.vm_mm.rss += len(pfns)
+    vma.vm_mm.anon_rss += len(pfns)
+    return _mk_ptes(pfns, _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY)
+
+
+def _file_indices(vma: VmAreaStruct, vpns: np.ndarray) -> np.ndarray:
+    return vma.vm_pgoff + (vpns - (vma.vm_start >> PAGE_SHIFT))
+
+
+def fault_range(ctx: Any, vma: VmAreaStruct, s: int, e: int, write: bool,
+                token: int | None) -> np.ndarray:
+    """The CPU accessing pages ``[s, e)`` (vpns) of ``vma``, which allows
+    the access: faults where the ptes demand (``handle_mm_fault`` →
+    do_anonymous_page / do_no_page / do_wp_page / do_swap_page), then the
+    access itself. A write stores ``token`` in each page; ``token=None``
+    faults for write without changing contents (get_user_pages).
+
+    Returns the content token of each page after the access.
+    """
+    mm = vma.vm_mm
+    pgd = mm.pgd
+    ptes = pgd.gather(s, e)
+    swap = np.flatnonzero((ptes != 0) & ((ptes & _PRESENT) == 0))
+    if len(swap):
+        from rmaplab.mm.swap_state import do_swap_page
+        for i in swap.tolist():
+            do_swap_page(ctx, vma, s + i, int(ptes[i]), write)
+        ptes = pgd.gather(s, e)
+    vpns = np.arange(s, e, dtype=np.int64)
+    mem, st = ctx.mem, ctx.stat
+    present = (ptes & _PRESENT) != 0
+    none = ~present
+    shared = bool(vma.vm_flags & VM_SHARED)
+    f = vma.vm_file
+    if not write:
+        if none.any():
+            nv = vpns[none]
+            if f is None:
+                ptes[none] = _ZERO_PTE
+                st.fault_zero_page += len(nv)
+            else:
+                wbit = _PAGE_RW if (shared and vma.vm_flags & VM_WRITE) else 0
+                ptes[none] = _map_file_pages(ctx, vma, f, nv, wbit)
+        ptes |= _YOUNG
+        pgd.scatter(s, ptes)
+        return mem.token[_pte_pfn(ptes)]
+    # -- write ----------------------------------------------------------------
+    if shared:
+        if none.any():
+            ptes[none] = _map_file_pages(ctx, vma, f, vpns[none], _PAGE_RW)
+        ptes |= _RW | _YOUNG | _DIRTY
+        pfns = _pte_pfn(ptes)
+        if token is not None:
+            mem.token[pfns] = token
+        pgd.scatter(s, ptes)
+        return mem.token[pfns]
+    writable = present & ((ptes & _RW) != 0)
+    ro = present & ~writable
+    if ro.any():
+        ptes[ro] = do_wp_page(ctx, vma, vpns[ro], ptes[ro], token)
+    if none.any():
+        nv = vpns[none]
+        if f is None:
+            st.fault_anon += len(nv)
+            tokens = np.full(len(nv), 0 if token is None else token, dtype=np.int64)
+        else:
+            # do_no_page, write to a private file mapping: early COW.
+            cache = find_or_read_pages(ctx, f, _file_indices(vma, nv))
+            tokens = mem.token[cache] if token is None else np.full(len(nv), token, np.int64)
+            st.fault_early_cow += len(nv)
+            st.pages_copied += len(nv)
+        ptes[none] = _new_anon_pages(ctx, vma, nv, tokens)
+    if writable.any():
+        ptes[writable] |= _YOUNG | _DIRTY
+    pfns = _pte_pfn(ptes)
+    if token is not None:
+        mem.token[pfns] = token
+    pgd.scatter(s, ptes)
+    return mem.token[pfns]
+
+
+def _map_file_pages(ctx: Any, vma: VmAreaStruct, f: File, vpns: np.ndarray, wbit: int) -> np.ndarray:
+    """do_no_page for file pages: page cache lookup, a reference per pte,
+    ``page_add_file_rmap``."""
+    pfns = find_or_read_pages(ctx, f, _file_indices(vma, vpns))
+    np.add.at(ctx.mem.count, pfns, 1)
+    ctx.scheme.page_add_file_rmap(pfns, vma, vpns)
+    vma.vm_mm.rss += len(pfns)
+    return _mk_ptes(pfns, _PAGE_PRESENT | _PAGE_ACCESSED | wbit)
+
+
+def can_share_swap_page(ctx: Any, pfns: np.ndarray) -> np.ndarray:
+    """2.6.11 ``can_share_swap_page`` for each pfn: the only user is this
+    pte (count 1), or this pte plus the swap cache of a slot nobody else
+    holds (``exclusive_swap_page``)."""
+    mem = ctx.mem
+    cnt = mem.count[pfns]
+    flags = mem.flags[pfns]
+    anon = (mem.mapping[pfns] & 1) == 1
+    not_reserved = (flags & PG_reserved) == 0
+    in_sc = (flags & PG_swapcache) != 0
+    ok = not_reserved & anon & (cnt == 1) & ~in_sc
+    two = not_reserved & anon & (cnt == 2) & in_sc
+    if two.any():
+        ent = mem.private[pfns[two]]
+        ok[two] = ctx.swap.swap_map[ent] == 1
+    return ok
+
+
+def do_wp_page(ctx: Any, vma: VmAreaStruct, vpns: np.ndarray, ptes: np.ndarray,
+               token: int | None) -> np.ndarray:
+    """``do_wp_page`` for present, write-protected ptes of a private VMA:
+    reuse an exclusive page in place, otherwise copy it into a new page of
+    ``vma->anon_vma`` (the old page loses this mapping). Returns new ptes."""
+    mem, st = ctx.mem, ctx.stat
+    old = _pte_pfn(ptes)
+    reuse = can_share_swap_page(ctx, old)
+    out = ptes.copy()
+    if reuse.any():
+        out[reuse] |= _RW | _YOUNG | _DIRTY
+        st.fault_wp_reuse += int(reuse.sum())
+    cp = ~reuse
+    if cp.any():
+        opfns = old[cp]
+        tokens = mem.token[opfns] if token is None else np.full(len(opfns), token, np.int64)
+        new_ptes = _new_anon_pages(ctx, vma, vpns[cp], tokens)
+        real = opfns != ZERO_PFN
+        ro = opfns[real]
+        if len(ro):
+            n_anon = int(((mem.mapping[ro] & 1) == 1).sum())
+            ctx.scheme.page_remove_rmap(ro, vma, vpns[cp][real])
+            vma.vm_mm.rss -= len(ro)
+            vma.vm_mm.anon_rss -= n_anon
+            put_pages(ctx, ro)
+        out[cp] = new_ptes
+        n = int(cp.sum())
+        st.fault_wp_copy += n
+        st.pages_copied += int(real.sum())
+    return out
+
+
+def check_no_pte(mm: Any, s: int, e: int) -> None:
+    vpns, _ = mm.pgd.populated(s, e)
+    if len(vpns):
+        raise InvariantError(f"{mm!r}: pte at {int(vpns[0]) << PAGE_SHIFT:#x} outside any vma")

@@ -1,0 +1,72 @@
+"""mlock and munlock (mm/mlock.c, 2.6.11): split at the range ends, set or
+clear VM_LOCKED, fault the pages in. Never merges (the rmap 40 comment:
+neither mlock nor madvise remerges). A split refused at max_map_count
+gives EAGAIN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rmaplab.asm.page import PAGE_ALIGN, PAGE_MASK
+from rmaplab.errors import SyscallError
+from rmaplab.mm.mm_types import VM_EXEC, VM_LOCKED, VM_READ, MmStruct, VmAreaStruct
+from rmaplab.mm.mmap import make_pages_present, split_vma
+
+
+def split_range(ctx: Any, vma: VmAreaStruct, start: int, end: int) -> VmAreaStruct:
+    """Split ``vma`` so that one VMA covers exactly ``[start, end)``; a
+    refused split is EAGAIN (the first split stays if the second fails)."""
+    mm = vma.vm_mm
+    try:
+        if start != vma.vm_start:
+            split_vma(ctx, mm, vma, start, True)
+        if end != vma.vm_end:
+            split_vma(ctx, mm, vma, end, False)
+    except SyscallError as e:
+        raise SyscallError("EAGAIN", e.why) from None
+    return vma
+
+
+def mlock_fixup(ctx: Any, vma: VmAreaStruct, start: int, end: int, newflags: int) -> None:
+    if newflags == vma.vm_flags:
+        return
+    vma = split_range(ctx, vma, start, end)
+    vma.vm_flags = newflags
+    pages = (end - start) >> 12
+    if newflags & VM_LOCKED:
+        vma.vm_mm.locked_vm += pages
+        if not vma.vm_flags & (VM_READ | VM_EXEC):
+            # get_user_pages needs VM_READ: EFAULT, but the VMA stays locked.
+            raise SyscallError("EFAULT", "cannot fault in a PROT_NONE range")
+        make_pages_present(ctx, vma.vm_mm, start, end)
+    else:
+        vma.vm_mm.locked_vm -= pages
+
+
+def do_mlock(ctx: Any, mm: MmStruct, start: int, length: int, on: bool) -> int:
+    """``sys_mlock``/``sys_munlock`` → ``do_mlock``: the start is rounded
+    down, never an alignment error; a hole gives ENOMEM after the VMAs
+    before it were changed. The process holds CAP_IPC_LOCK and
+    RLIMIT_MEMLOCK is unlimited (the 2.6.7 default), so no limit applies."""
+    length = PAGE_ALIGN(length + (start & ~PAGE_MASK))
+    start &= PAGE_MASK
+    end = start + length
+    if end < start:
+        raise SyscallError("EINVAL", "range wraps")
+    if end == start:
+        return 0
+    vma = mm.find_vma(start)
+    if vma is None or vma.vm_start > start:
+        raise SyscallError("ENOMEM", "start is not mapped")
+    nstart = start
+    while True:
+        newflags = (vma.vm_flags | VM_LOCKED) if on else (vma.vm_flags & ~VM_LOCKED)
+        tmp = min(vma.vm_end, end)
+        mlock_fixup(ctx, vma, nstart, tmp, newflags)
+        nstart = tmp
+        if nstart >= end:
+            return 0
+        vma = mm.find_vma(nstart)
+        if vma is None or vma.vm_start != nstart:
+            raise SyscallError("ENOMEM", "range has a hole")

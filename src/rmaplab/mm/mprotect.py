@@ -1,0 +1,99 @@
+"""mprotect (mm/mprotect.c, 2.6.11): ``sys_mprotect``, ``mprotect_fixup``,
+``change_protection``.
+
+A VMA that becomes writable without VM_ACCOUNT gains it (and keeps it).
+Private writable VMAs get PAGE_COPY ptes, read-only in hardware, so
+mprotect never makes a COW-shared page writable. VMAs handled before a
+failure keep their new protection, as in Linux.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rmaplab.asm.page import PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT
+from rmaplab.asm.pgtable import _PAGE_PRESENT, _PAGE_RW
+from rmaplab.errors import SyscallError
+from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_PROT_MASK, VM_SHARED, VM_WRITE, MmStruct,
+                                 VmAreaStruct)
+from rmaplab.mm.mmap import split_vma, vma_merge
+
+
+def pte_writable(vm_flags: int) -> bool:
+    """``protection_map[vm_flags & 0xf]`` gives a writable pte only for a
+    shared writable VMA (PAGE_SHARED); private ones get PAGE_COPY."""
+    return (vm_flags & (VM_SHARED | VM_WRITE)) == (VM_SHARED | VM_WRITE)
+
+
+def change_protection(vma: VmAreaStruct, start: int, end: int, newflags: int) -> None:
+    """``change_protection``: rewrite the protection bits of the present
+    ptes in ``[start, end)``; pfn, young and dirty stay."""
+    rw = pte_writable(newflags)
+    for t, lo, hi, _ in vma.vm_mm.pgd.runs(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+        seg = t[lo:hi]
+        present = (seg & _PAGE_PRESENT) != 0
+        if rw:
+            seg[present] |= np.int64(_PAGE_RW)
+        else:
+            seg[present] &= ~np.int64(_PAGE_RW)
+
+
+def mprotect_fixup(ctx: Any, vma: VmAreaStruct, prev: VmAreaStruct | None, start: int,
+                   end: int, newflags: int) -> VmAreaStruct:
+    """``mprotect_fixup``: give ``[start, end)`` of ``vma`` the new flags,
+    by merging with a neighbour (vma_merge cases 4–8) or by splitting.
+    Returns the new ``*pprev``."""
+    mm = vma.vm_mm
+    if newflags == vma.vm_flags:
+        return vma
+    if newflags & VM_WRITE and not vma.vm_flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED):
+        newflags |= VM_ACCOUNT
+    pgoff = vma.vm_pgoff + ((start - vma.vm_start) >> PAGE_SHIFT)
+    merged = vma_merge(ctx, mm, prev, start, end, newflags, vma.anon_vma, vma.vm_file, pgoff)
+    if merged is not None:
+        vma = merged
+    else:
+        if start != vma.vm_start:
+            split_vma(ctx, mm, vma, start, True)
+        if end != vma.vm_end:
+            split_vma(ctx, mm, vma, end, False)
+    vma.vm_flags = newflags
+    change_protection(vma, start, end, newflags)
+    return vma
+
+
+def sys_mprotect(ctx: Any, mm: MmStruct, start: int, length: int, prot: int) -> int:
+    """``sys_mprotect``: EINVAL for an unaligned start, ENOMEM for a hole,
+    EACCES for a right the VMA may not have (VM_MAY* bits)."""
+    if start & ~PAGE_MASK:
+        raise SyscallError("EINVAL", "start not page aligned")
+    length = PAGE_ALIGN(length)
+    end = start + length
+    if end < start:
+        raise SyscallError("ENOMEM", "range wraps")
+    if prot & ~VM_PROT_MASK:
+        raise SyscallError("EINVAL", "unknown prot bits")
+    if end == start:
+        return 0
+    vma, prev = mm.find_vma_prev(start)
+    if vma is None or vma.vm_start > start:
+        raise SyscallError("ENOMEM", "start is not mapped")
+    if start > vma.vm_start:
+        prev = vma
+    nstart = start
+    while True:
+        newflags = prot | (vma.vm_flags & ~VM_PROT_MASK)
+        if (newflags & ~(newflags >> 4)) & 0xF:
+            raise SyscallError("EACCES", "protection not allowed by VM_MAY* bits")
+        tmp = min(vma.vm_end, end)
+        prev = mprotect_fixup(ctx, vma, prev, nstart, tmp, newflags)
+        nstart = tmp
+        if nstart < prev.vm_end:
+            nstart = prev.vm_end
+        if nstart >= end:
+            return 0
+        vma = mm.vm_next(prev)
+        if vma is None or vma.vm_start != nstart:
+            raise SyscallError("ENOMEM", "range has a hole")

@@ -1,0 +1,151 @@
+"""Physical frames: ``struct page`` for every frame, kept as numpy arrays.
+
+Models ``mem_map`` (include/linux/mm.h, 2.6.11). Each field of struct page is
+one array indexed by pfn, so bulk work (fault a range, fork, exit) is array
+work while every frame keeps its own exact flags, count, mapcount, mapping,
+index and private.
+
+Departures from the kernel:
+
+- ``mapcount`` is the number of ptes (2.6.7's ``mapcount``); 2.6.9's
+  ``_mapcount`` is this minus one.
+- ``mapping`` is an integer: ``(anon_vma_id << 1) | PAGE_MAPPING_ANON`` for an
+  anonymous page (the 2.6.9 encoding), ``file_id << 1`` for a page-cache page,
+  0 for none.
+- ``token`` is the page's content: what was last written to it (0 = zeros).
+- Frame 0 is ZERO_PAGE, PG_reserved, never freed and never counted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Page flag bits (include/linux/page-flags.h, 2.6.11 numbering).
+PG_locked = 1 << 0
+PG_referenced = 1 << 2
+PG_dirty = 1 << 4
+PG_lru = 1 << 5
+PG_active = 1 << 6
+PG_reserved = 1 << 11
+PG_private = 1 << 12
+PG_writeback = 1 << 13
+PG_swapcache = 1 << 16
+
+PAGE_MAPPING_ANON = 1
+ZERO_PFN = 0
+
+_FIELDS = (("flags", np.uint32), ("count", np.int32), ("mapcount", np.int32),
+           ("mapping", np.int64), ("index", np.int64), ("private", np.int64),
+           ("token", np.int64))
+
+
+class MemMap:
+    """The frame table, its free list, and the physical-memory limit.
+
+    ``totalram`` is the number of frames (ZERO_PAGE included); ``None`` means
+    memory grows on demand and allocation never fails.
+    """
+
+    def __init__(self, totalram: int | None = None, initial: int = 1024) -> None:
+        cap = totalram if totalram is not None else initial
+        if cap < 2:
+            raise ValueError("memory must hold at least two frames")
+        self.totalram = totalram
+        self.capacity = 0
+        self.flags = self.count = self.mapcount = None  # type: ignore[assignment]
+        self.mapping = self.index = self.private = self.token = None  # type: ignore[assignment]
+        for name, dt in _FIELDS:
+            setattr(self, name, np.zeros(0, dtype=dt))
+        self.free = np.zeros(0, dtype=np.int64)   # stack of free pfns
+        self.nr_free = 0
+        self._grow(cap)
+        # pfn 0 is ZERO_PAGE: take it off the free list.
+        self.nr_free -= 1
+        assert self.free[self.nr_free] == ZERO_PFN
+        self.flags[ZERO_PFN] = PG_reserved
+
+    def _grow(self, newcap: int) -> None:
+        old = self.capacity
+        for name, dt in _FIELDS:
+            arr = np.zeros(newcap, dtype=dt)
+            arr[:old] = getattr(self, name)
+            setattr(self, name, arr)
+        free = np.zeros(newcap, dtype=np.int64)
+        free[:self.nr_free] = self.free[:self.nr_free]
+        # New frames go below the existing free ones so that low pfns are
+        # handed out first, which keeps runs deterministic and readable.
+        n_new = newcap - old
+        free[n_new:n_new + self.nr_free] = free[:self.nr_free].copy()
+        free[:n_new] = np.arange(newcap - 1, old - 1, -1, dtype=np.int64)
+        self.free = free
+        self.nr_free += n_new
+        self.capacity = newcap
+
+    @property
+    def nr_used(self) -> int:
+        """Frames in use, ZERO_PAGE excluded."""
+        return self.capacity - self.nr_free - 1
+
+    def alloc_pages(self, n: int) -> np.ndarray:
+        """Take up to ``n`` free frames (``alloc_pages``); fewer only when
+        memory has a fixed size and is short. The frames come back zeroed."""
+        if n > self.nr_free and self.totalram is None:
+            self._grow(max(self.capacity * 2, self.capacity + n - self.nr_free + 1))
+        k = min(n, self.nr_free)
+        top = self.nr_free
+        pfns = self.free[top - k:top][::-1].copy()
+        self.nr_free = top - k
+        return pfns
+
+    def free_pages(self, pfns: np.ndarray) -> None:
+        """Return frames whose count reached zero (``__free_pages``)."""
+        k = len(pfns)
+        if not k:
+            return
+        for name, _ in _FIELDS:
+            getattr(self, name)[pfns] = 0
+        self.free[self.nr_free:self.nr_free + k] = pfns[::-1]
+        self.nr_free += k
+
+    def is_anon(self, pfn: int) -> bool:
+        return bool(self.mapping[pfn] & PAGE_MAPPING_ANON)
+
+
+class Contents:
+    """Interned page contents ("tokens").
+
+    Token 0 is a page of zeros. User tokens (JSON strings or integers) are
+    interned to small ids. The original content of page *i* of a declared
+    file, ``"<name>:<i>"``, is ``(file_id << FILE_SHIFT) | i`` so that a
+    file costs nothing until its pages are read.
+    """
+
+    FILE_SHIFT = 40
+
+    def __init__(self) -> None:
+        self._values: list[object] = [None]
+        self._ids: dict[tuple[type, object], int] = {}
+        self._files: dict[int, str] = {}
+
+    def intern(self, value: object) -> int:
+        if value is None:
+            return 0
+        key = (type(value), value)
+        tid = self._ids.get(key)
+        if tid is None:
+            tid = len(self._values)
+            if tid >= 1 << self.FILE_SHIFT:
+                raise OverflowError("too many distinct tokens")
+            self._values.append(value)
+            self._ids[key] = tid
+        return tid
+
+    def register_file(self, file_id: int, name: str) -> int:
+        self._files[file_id] = name
+        return file_id << self.FILE_SHIFT
+
+    def value(self, tid: int) -> object:
+        tid = int(tid)
+        if tid < 1 << self.FILE_SHIFT:
+            return self._values[tid]
+        return f"{self._files[tid >> self.FILE_SHIFT]}:{tid & ((1 << self.FILE_SHIFT) - 1)}"

@@ -1,0 +1,74 @@
+"""Swap space (mm/swapfile.c): one swap area, its ``swap_map`` counts and
+the contents written to each slot.
+
+A slot's count is the number of swap ptes that hold it plus one for the
+swap cache. Slot 0 is the header and is never used, so an entry is never 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class SwapInfo:
+    """``struct swap_info_struct``. ``nr_slots`` None grows on demand."""
+
+    def __init__(self, nr_slots: int | None) -> None:
+        self.limit = nr_slots
+        cap = 1 + (nr_slots if nr_slots is not None else 1024)
+        self.swap_map = np.zeros(cap, dtype=np.int32)
+        self.contents = np.zeros(cap, dtype=np.int64)
+        self.inuse_pages = 0
+        self.lowest_bit = 1
+
+    @property
+    def pages(self) -> int:
+        return len(self.swap_map) - 1
+
+    def nr_free(self) -> int | None:
+        return None if self.limit is None else self.limit - self.inuse_pages
+
+    def get_swap_page(self) -> int:
+        """Allocate a slot with count 1 (the swap cache's); 0 when full."""
+        sm = self.swap_map
+        if self.inuse_pages >= len(sm) - 1:
+            if self.limit is not None:
+                return 0
+            grown = np.zeros(len(sm) * 2, dtype=np.int32)
+            grown[:len(sm)] = sm
+            self.swap_map = sm = grown
+            c = np.zeros(len(sm), dtype=np.int64)
+            c[:len(self.contents)] = self.contents
+            self.contents = c
+        lo = self.lowest_bit
+        window = np.flatnonzero(sm[lo:lo + 256] == 0)
+        if not len(window):
+            window = np.flatnonzero(sm[lo:] == 0)
+        off = int(window[0]) + lo
+        sm[off] = 1
+        self.lowest_bit = off + 1
+        self.inuse_pages += 1
+        return off
+
+    def swap_duplicate(self, entry: int) -> None:
+        self.swap_map[entry] += 1
+
+    def swap_duplicate_many(self, entries: np.ndarray) -> None:
+        np.add.at(self.swap_map, entries, 1)
+
+    def swap_free(self, entry: int) -> int:
+        """Drop one reference; returns the count left. A slot reaching zero
+        is free again."""
+        sm = self.swap_map
+        if sm[entry] <= 0:
+            raise AssertionError(f"swap_free of free slot {entry}")
+        sm[entry] -= 1
+        left = int(sm[entry])
+        if not left:
+            self.contents[entry] = 0
+            self.inuse_pages -= 1
+            self.lowest_bit = min(self.lowest_bit, entry)
+        return left
+
+    def swap_count(self, entry: int) -> int:
+        return int(self.swap_map[entry])

@@ -1,0 +1,215 @@
+"""The anon_vma scheme of Linux 2.6.7 (mm/rmap.c, include/linux/rmap.h).
+
+An ``AnonVma`` heads a list of the private VMAs, related by fork or split,
+that may map its pages. An anonymous page points to it (``page->mapping``)
+and keeps a linear ``index``, so any VMA on the list computes the page's
+address from its own ``vm_pgoff`` (``vma_address``).
+
+Locking modelled as counts: ``anon_vma->lock`` around list changes and
+walks; ``page_table_lock`` per VMA visited (trylock in 2.6.7, spin in 2.6.9+).
+
+The list is a dict used as an ordered set; ``list_add`` puts a VMA at the
+head, so walks go newest first, as in the kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import count
+from typing import Any
+
+import numpy as np
+
+from rmaplab.asm.page import PAGE_SHIFT
+from rmaplab.errors import InvariantError
+from rmaplab.rmap.scheme import RmapScheme
+
+
+class AnonVma:
+    """``struct anon_vma``: a lock (counted, not modelled) and a VMA list."""
+
+    __slots__ = ("id", "head")
+
+    def __init__(self, av_id: int) -> None:
+        self.id = av_id
+        self.head: dict[Any, None] = {}
+
+    def list_add(self, vma: Any) -> None:
+        self.head[vma] = None
+
+    def list_del(self, vma: Any) -> None:
+        del self.head[vma]
+
+    def walk(self) -> Iterator[Any]:
+        """The list from its head: newest VMA first."""
+        return reversed(self.head)
+
+    def __repr__(self) -> str:
+        return f"av{self.id}"
+
+
+class AnonVmaScheme(RmapScheme):
+    """Linux 2.6.7 anon_vma, with the 2.6.8–2.6.11 fixes selectable."""
+
+    name = "anon_vma"
+    has_anon_vma = True
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.anon_vmas: dict[int, AnonVma] = {}
+        self._ids = count(1)
+
+    # -- allocation ------------------------------------------------------------
+
+    def anon_vma_alloc(self) -> AnonVma:
+        av = AnonVma(next(self._ids))
+        self.anon_vmas[av.id] = av
+        self.st.anon_vma_alloc += 1
+        return av
+
+    def anon_vma_free(self, av: AnonVma) -> None:
+        del self.anon_vmas[av.id]
+        self.st.anon_vma_free += 1
+
+    # -- VMA events --------------------------------------------------------------
+
+    def anon_vma_prepare(self, vma: Any) -> None:
+        """``anon_vma_prepare``: give ``vma`` an anon_vma before its first
+        anonymous page, reusing a touching neighbour's when
+        ``find_mergeable_anon_vma`` (rmap 40) finds one."""
+        if vma.anon_vma is not None:
+            return
+        av = self.ctx.find_mergeable_anon_vma(vma) if self.config.find_mergeable_anon_vma else None
+        if av is not None:
+            self.st.anon_vma_reused += 1
+        else:
+            av = self.anon_vma_alloc()
+        self.st.lock_anon_vma += 1
+        self.st.lock_page_table += 1
+        vma.anon_vma = av
+        av.list_add(vma)
+
+    def vma_link(self, vma: Any) -> None:
+        """``__anon_vma_link`` from vma_link / __insert_vm_struct."""
+        av = vma.anon_vma
+        if av is not None:
+            self.st.lock_anon_vma += 1
+            av.list_add(vma)
+
+    def vma_unlink(self, vma: Any) -> None:
+        """``anon_vma_unlink``: leave the list; free the anon_vma when empty."""
+        av = vma.anon_vma
+        if av is None:
+            return
+        self.st.lock_anon_vma += 1
+        av.list_del(vma)
+        if not av.head:
+            self.anon_vma_free(av)
+
+    def vma_absorb(self, vma: Any, gone: Any) -> None:
+        """``__anon_vma_merge``: ``gone`` leaves the list; ``vma`` adopts its
+        anon_vma if it had none (the 2.6.7 form; with the importer fix of
+        vma_adjust it already has it)."""
+        if gone.anon_vma is None:
+            return
+        if vma.anon_vma is None:
+            vma.anon_vma = gone.anon_vma
+            gone.anon_vma.list_add(vma)
+        elif vma.anon_vma is not gone.anon_vma:
+            raise InvariantError(f"merging {gone!r} into {vma!r}: different anon_vmas")
+        self.st.lock_anon_vma += 1
+        gone.anon_vma.list_del(gone)
+        # The list cannot be empty: ``vma`` is on it.
+
+    def vma_import(self, importer: Any, anon_vma: Any) -> None:
+        if importer.anon_vma is None and anon_vma is not None:
+            importer.anon_vma = anon_vma
+            self.st.lock_anon_vma += 1
+            anon_vma.list_add(importer)
+
+    def vma_fork(self, child: Any, parent: Any) -> None:
+        """``anon_vma_link`` in dup_mmap: the child joins the parent's list."""
+        self.vma_link(child)
+
+    def vma_moved(self, new: Any, old: Any) -> None:
+        pass  # copy_vma's vma_link already put it on the list: the "Magic".
+
+    def is_mergeable_anon_vma(self, av1: Any, av2: Any) -> bool:
+        """``is_mergeable_anon_vma``: equal, or at least one is NULL."""
+        return av1 is None or av2 is None or av1 is av2
+
+    def anon_vma_id(self, vma: Any) -> int | None:
+        return None if vma.anon_vma is None else vma.anon_vma.id
+
+    # -- pages -------------------------------------------------------------------
+
+    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+        mem = self.mem
+        av = vma.anon_vma
+        if av is None:
+            raise InvariantError(f"page_add_anon_rmap into {vma!r} without anon_vma")
+        mem.mapping[pfns] = (av.id << 1) | 1
+        mem.index[pfns] = vma.vm_pgoff + (vpns - (vma.vm_start >> PAGE_SHIFT))
+
+    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+        super().page_add_anon_rmap(pfns, vma, vpns)
+        if self.config.debug_rmap:
+            self._check_same(pfns, vma, vpns)
+
+    def _check_same(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+        """The 2.6.7 BUG_ONs: a second mapping must agree on index and
+        anon_vma."""
+        mem = self.mem
+        idx = vma.vm_pgoff + (vpns - (vma.vm_start >> PAGE_SHIFT))
+        bad = (mem.index[pfns] != idx) | (mem.mapping[pfns] != ((vma.anon_vma.id << 1) | 1))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise InvariantError(f"page_add_anon_rmap: pfn {int(pfns[i])} at {int(vpns[i]) << PAGE_SHIFT:#x}"
+                                 f" in {vma!r} disagrees on index or anon_vma")
+
+    def anon_candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+        """``page_referenced_anon``/``try_to_unmap_anon``: every VMA on the
+        page's anon_vma list, with ``vma_address`` skipping those that do not
+        cover the page."""
+        mem, st = self.mem, self.st
+        av = self.anon_vmas.get(int(mem.mapping[pfn]) >> 1)
+        if av is None:
+            raise InvariantError(f"pfn {pfn}: page->mapping names a freed anon_vma")
+        index = int(mem.index[pfn])
+        st.lock_anon_vma += 1
+        for vma in av.walk():
+            st.rmap_vmas_visited += 1
+            addr = vma.vm_start + ((index - vma.vm_pgoff) << PAGE_SHIFT)
+            if addr < vma.vm_start or addr >= vma.vm_end:
+                st.rmap_vmas_skipped += 1
+                continue
+            yield vma, addr
+
+    # -- checking ------------------------------------------------------------------
+
+    def check(self) -> None:
+        for av in self.anon_vmas.values():
+            if not av.head:
+                raise InvariantError(f"{av!r} has an empty list but was not freed")
+            for vma in av.head:
+                if vma.anon_vma is not av:
+                    raise InvariantError(f"{vma!r} is on {av!r}'s list but points elsewhere")
+
+    def check_vma(self, vma: Any) -> None:
+        av = vma.anon_vma
+        if av is not None and (self.anon_vmas.get(av.id) is not av or vma not in av.head):
+            raise InvariantError(f"{vma!r} points to {av!r} but is not on its list")
+
+    def check_page(self, pfn: int, vma: Any) -> None:
+        """List closure: a VMA mapping an anonymous page is on its list."""
+        av = self.anon_vmas.get(int(self.mem.mapping[pfn]) >> 1)
+        if av is None or vma not in av.head:
+            raise InvariantError(f"pfn {pfn} is mapped by {vma!r}, which is not on its anon_vma"
+                                 f" list ({av!r})")
+
+    def metadata_bytes(self) -> dict[str, int]:
+        nv = sum(len(av.head) for av in self.anon_vmas.values())
+        na = len(self.anon_vmas)
+        # i386 2004: +12 B per vma (anon_vma_node 8 + anon_vma 4), 12 B per
+        # anon_vma (SMP); x86_64: 24 B per vma, 24 B per anon_vma (inferred).
+        return {"i386": 12 * nv + 12 * na, "x86_64": 24 * nv + 24 * na}

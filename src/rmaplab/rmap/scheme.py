@@ -1,0 +1,294 @@
+"""The interface between the core (mm) and a reverse-mapping scheme.
+
+The core tells a scheme about VMA events (created, split, merged, moved,
+copied at fork, unlinked) and page events (added, duplicated, removed), asks
+it for decisions (may two anon_vmas merge), and asks it to walk a page's
+mappings (``page_referenced``, ``try_to_unmap``). A scheme never edits VMAs
+or page tables except through the pte it is asked to unmap.
+
+The base class holds what every object-based scheme shares: mapcount
+bookkeeping (``page_add_*_rmap`` / ``page_remove_rmap`` in mm/rmap.c), the
+file walks through ``i_mmap`` and the per-candidate steps
+``page_referenced_one`` / ``try_to_unmap_one`` (2.6.11 order).
+
+The scheme receives a context ``ctx`` with ``mem`` (the frame table),
+``stat`` (counters), ``config`` and ``swap`` (swap_duplicate); it never
+imports the mm layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from rmaplab.asm.page import PAGE_SHIFT
+from rmaplab.asm.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT,
+                                 PTE_PFN_SHIFT, swp_entry_to_pte)
+from rmaplab.errors import InvariantError
+
+SWAP_SUCCESS, SWAP_AGAIN, SWAP_FAIL = 0, 1, 2
+SWAP_NAMES = {SWAP_SUCCESS: "SWAP_SUCCESS", SWAP_AGAIN: "SWAP_AGAIN", SWAP_FAIL: "SWAP_FAIL"}
+
+# vm_flags bits the walks test (same values as mm.mm_types; repeated here
+# because rmap sits below mm).
+_VM_LOCKED = 0x2000
+_VM_RESERVED = 0x80000
+_VM_MAYSHARE = 0x80
+_PG_referenced = 1 << 2
+_PG_dirty = 1 << 4
+_PG_swapcache = 1 << 16
+
+
+def vma_address(index: int, vma: Any) -> int | None:
+    """``vma_address``: where page ``index`` would sit in ``vma``, or None
+    (-EFAULT) when that falls outside it."""
+    addr = vma.vm_start + ((index - vma.vm_pgoff) << PAGE_SHIFT)
+    if addr < vma.vm_start or addr >= vma.vm_end:
+        return None
+    return addr
+
+
+class RmapScheme:
+    """Base class of the schemes. Subclasses set ``name`` and override the
+    anon hooks; the default VMA hooks do nothing."""
+
+    name = "base"
+    #: the scheme gives VMAs an ``anon_vma`` object that state dumps show
+    has_anon_vma = False
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.mem = ctx.mem
+        self.st = ctx.stat
+        self.config = ctx.config
+
+    # -- VMA events ----------------------------------------------------------
+
+    def anon_vma_prepare(self, vma: Any) -> None:
+        """Before the first anonymous page goes into ``vma``."""
+
+    def vma_link(self, vma: Any) -> None:
+        """A VMA was inserted (new mapping, split piece, mremap copy)."""
+
+    def vma_unlink(self, vma: Any) -> None:
+        """A VMA is going away (``remove_vm_struct``)."""
+
+    def vma_absorb(self, vma: Any, gone: Any) -> None:
+        """``gone`` was merged into ``vma`` (``__anon_vma_merge``)."""
+
+    def vma_import(self, importer: Any, anon_vma: Any) -> None:
+        """``vma_adjust`` hands pages to ``importer``, which must be able to
+        find them: give it ``anon_vma`` if it has none."""
+
+    def vma_fork(self, child: Any, parent: Any) -> None:
+        """``child`` is the fork copy of ``parent`` (dup_mmap)."""
+
+    def vma_moved(self, new: Any, old: Any) -> None:
+        """mremap made ``new`` the copy of (part of) ``old`` (copy_vma)."""
+
+    def mm_fork(self, child_mm: Any, parent_mm: Any) -> None:
+        """A new mm was forked from ``parent_mm``."""
+
+    def mm_exec(self, mm: Any) -> None:
+        """A new mm was created by exec or spawn."""
+
+    def mm_exit(self, mm: Any) -> None:
+        """``mm`` is going away (after its VMAs were unlinked)."""
+
+    def is_mergeable_anon_vma(self, av1: Any, av2: Any) -> bool:
+        return True
+
+    def anon_pgoff_matters(self) -> bool:
+        """Must anonymous VMAs have contiguous pgoff to merge (rmap 39)?"""
+        return True
+
+    def mremap_pages_move(self, vma: Any, new_vma: Any, old_vpn: int, new_vpn: int,
+                          pfns: np.ndarray) -> np.ndarray:
+        """mremap is moving these anon ``pfns``; return a mask of those that
+        must first be copied (anonmm's forced COW). Default: none."""
+        return np.zeros(len(pfns), dtype=bool)
+
+    def anon_vma_id(self, vma: Any) -> int | None:
+        return None
+
+    # -- page events (vectorised) --------------------------------------------
+
+    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+        """``page_add_anon_rmap``: map anonymous pages at ``vpns`` of ``vma``.
+        A page mapped for the first time gets its mapping and linear index."""
+        mc = self.mem.mapcount
+        mc[pfns] += 1
+        first = mc[pfns] == 1
+        if first.all():
+            self._set_anon(pfns, vma, vpns)
+        elif first.any():
+            self._set_anon(pfns[first], vma, vpns[first])
+
+    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def page_add_file_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+        """``page_add_file_rmap``: only the mapcount; i_mmap finds the rest."""
+        np.add.at(self.mem.mapcount, pfns, 1)
+
+    def page_dup_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+        """``page_dup_rmap`` (fork): the child maps the same pages."""
+        np.add.at(self.mem.mapcount, pfns, 1)
+
+    def page_remove_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+        """``page_remove_rmap``. On the last unmap of an anonymous page 2.6.7
+        clears ``page->mapping`` (2.6.9+ keeps it: ``keep_anon_mapping``)."""
+        mem = self.mem
+        np.subtract.at(mem.mapcount, pfns, 1)
+        if not self.config.keep_anon_mapping:
+            gone = pfns[(mem.mapcount[pfns] == 0) & ((mem.mapping[pfns] & 1) == 1)]
+            if len(gone):
+                mem.mapping[gone] = 0
+
+    # -- walks -----------------------------------------------------------------
+
+    def anon_candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+        """(vma, address) pairs where an anonymous page may be mapped; the
+        scheme counts its own visiting cost."""
+        raise NotImplementedError
+
+    def file_candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+        """Every VMA of the file covering the page (``page_referenced_file``)."""
+        mem, st = self.mem, self.st
+        f = self.ctx.file_of(int(mem.mapping[pfn]))
+        index = int(mem.index[pfn])
+        st.lock_i_mmap += 1
+        for vma in f.i_mmap.query(index):
+            st.rmap_vmas_visited += 1
+            yield vma, vma.vm_start + ((index - vma.vm_pgoff) << PAGE_SHIFT)
+
+    def candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+        m = int(self.mem.mapping[pfn])
+        if not m:
+            return iter(())
+        if m & 1:
+            return self.anon_candidates(pfn)
+        return self.file_candidates(pfn)
+
+    def _pte(self, vma: Any, addr: int, pfn: int) -> int:
+        """Walk ``vma``'s page tables to ``addr``; the pte if it maps ``pfn``."""
+        st = self.st
+        st.rmap_pgtable_walks += 1
+        st.rmap_ptes_compared += 1
+        pte = vma.vm_mm.pgd.get(addr >> PAGE_SHIFT)
+        if pte & _PAGE_PRESENT and pte >> PTE_PFN_SHIFT == pfn:
+            st.rmap_ptes_found += 1
+            return pte
+        return 0
+
+    def rmap_walk(self, pfn: int) -> list[tuple[Any, int]]:
+        """Every (mm, address) whose pte maps ``pfn``, found through the
+        scheme (used by the completeness check; counted like any walk)."""
+        self.st.rmap_walks += 1
+        out = []
+        for vma, addr in self.candidates(pfn):
+            if self._pte(vma, addr, pfn):
+                out.append((vma.vm_mm, addr))
+        return out
+
+    def page_referenced(self, pfn: int) -> int:
+        """``page_referenced`` (2.6.11 without the swap token): count and
+        clear PG_referenced and the young bits of the ptes mapping ``pfn``."""
+        mem, st = self.mem, self.st
+        st.page_referenced_calls += 1
+        st.rmap_walks += 1
+        referenced = 0
+        if mem.flags[pfn] & _PG_referenced:
+            mem.flags[pfn] &= ~np.uint32(_PG_referenced)
+            referenced += 1
+        left = int(mem.mapcount[pfn])
+        if not left or not mem.mapping[pfn]:
+            return referenced
+        anon = bool(mem.mapping[pfn] & 1)
+        for vma, addr in self.candidates(pfn):
+            if not anon and (vma.vm_flags & (_VM_LOCKED | _VM_MAYSHARE)) == (_VM_LOCKED | _VM_MAYSHARE):
+                referenced += 1
+                break
+            if not vma.vm_mm.rss:
+                continue
+            self._lock_page_table()
+            pte = self._pte(vma, addr, pfn)
+            if not pte:
+                continue
+            if pte & _PAGE_ACCESSED:
+                vma.vm_mm.pgd.set(addr >> PAGE_SHIFT, pte & ~_PAGE_ACCESSED)
+                referenced += 1
+            left -= 1
+            if not left:
+                break
+        return referenced
+
+    def _lock_page_table(self) -> None:
+        if self.config.trylock_walks:
+            self.st.trylock_page_table += 1
+        else:
+            self.st.lock_page_table += 1
+
+    def try_to_unmap(self, pfn: int) -> int:
+        """``try_to_unmap``: unmap ``pfn`` from every pte; an anonymous page
+        must already be in the swap cache. SWAP_SUCCESS when it ends
+        unmapped, SWAP_FAIL on a locked VMA or a young pte."""
+        mem, st = self.mem, self.st
+        st.try_to_unmap_calls += 1
+        st.rmap_walks += 1
+        ret = SWAP_AGAIN
+        for vma, addr in self.candidates(pfn):
+            ret = self.try_to_unmap_one(pfn, vma, addr)
+            if ret == SWAP_FAIL or not mem.mapcount[pfn]:
+                break
+        if not mem.mapcount[pfn]:
+            return SWAP_SUCCESS
+        if ret == SWAP_FAIL:
+            st.try_to_unmap_fail += 1
+        else:
+            st.try_to_unmap_again += 1
+        return ret
+
+    def try_to_unmap_one(self, pfn: int, vma: Any, addr: int) -> int:
+        mem = self.mem
+        mm = vma.vm_mm
+        if not mm.rss:
+            return SWAP_AGAIN
+        self._lock_page_table()
+        pte = self._pte(vma, addr, pfn)
+        if not pte:
+            return SWAP_AGAIN
+        vpn = addr >> PAGE_SHIFT
+        if vma.vm_flags & (_VM_LOCKED | _VM_RESERVED):
+            return SWAP_FAIL
+        if pte & _PAGE_ACCESSED:
+            mm.pgd.set(vpn, pte & ~_PAGE_ACCESSED)
+            return SWAP_FAIL
+        anon = bool(mem.mapping[pfn] & 1)
+        if pte & _PAGE_DIRTY:
+            mem.flags[pfn] |= np.uint32(_PG_dirty)
+        if anon:
+            if not mem.flags[pfn] & _PG_swapcache:
+                raise InvariantError(f"try_to_unmap of anonymous pfn {pfn} not in swap cache")
+            entry = int(mem.private[pfn])
+            self.ctx.swap.swap_duplicate(entry)
+            mm.pgd.set(vpn, swp_entry_to_pte(entry))
+            mm.anon_rss -= 1
+        else:
+            mm.pgd.set(vpn, 0)
+        mm.rss -= 1
+        self.page_remove_rmap(np.array([pfn], dtype=np.int64), vma,
+                              np.array([vpn], dtype=np.int64))
+        mem.count[pfn] -= 1
+        return SWAP_SUCCESS
+
+    # -- checking --------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise InvariantError if the scheme's own structures are broken."""
+
+    def metadata_bytes(self) -> dict[str, int]:
+        """Bytes of rmap metadata now (i386 2004 and x86_64)."""
+        return {"i386": 0, "x86_64": 0}
