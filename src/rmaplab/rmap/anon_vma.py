@@ -200,12 +200,16 @@ class AnonVmaScheme(RmapScheme):
         if av is not None and (self.anon_vmas.get(av.id) is not av or vma not in av.head):
             raise InvariantError(f"{vma!r} points to {av!r} but is not on its list")
 
-    def check_page(self, pfn: int, vma: Any) -> None:
-        """List closure: a VMA mapping an anonymous page is on its list."""
-        av = self.anon_vmas.get(int(self.mem.mapping[pfn]) >> 1)
-        if av is None or vma not in av.head:
-            raise InvariantError(f"pfn {pfn} is mapped by {vma!r}, which is not on its anon_vma"
-                                 f" list ({av!r})")
+    def check_mapped(self, vma: Any, pfns: np.ndarray, vpns: np.ndarray) -> None:
+        """List closure: a VMA mapping an anonymous page is on its list,
+        i.e. (one anon_vma per VMA) the page points at the VMA's anon_vma."""
+        want = -1 if vma.anon_vma is None else (vma.anon_vma.id << 1) | 1
+        bad = self.mem.mapping[pfns] != want
+        if bad.any():
+            pfn = int(pfns[bad][0])
+            av = self.anon_vmas.get(int(self.mem.mapping[pfn]) >> 1)
+            raise InvariantError(f"pfn {pfn} at {int(vpns[bad][0]) << PAGE_SHIFT:#x} is mapped by"
+                                 f" {vma!r}, which is not on its anon_vma list ({av!r})")
 
     def metadata_bytes(self) -> dict[str, int]:
         nv = sum(len(av.head) for av in self.anon_vmas.values())

@@ -19,6 +19,7 @@ imports the mm layer.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -286,8 +287,25 @@ class RmapScheme:
 
     # -- checking --------------------------------------------------------------
 
+    @contextmanager
+    def uncounted(self) -> Iterator[None]:
+        """Walk without adding to the counters (for the checkers)."""
+        saved = self.st
+        self.st = type(saved)()
+        try:
+            yield
+        finally:
+            self.st = saved
+
     def check(self) -> None:
         """Raise InvariantError if the scheme's own structures are broken."""
+
+    def check_mapped(self, vma: Any, pfns: np.ndarray, vpns: np.ndarray) -> None:
+        """List closure for anonymous ``pfns`` mapped at ``vpns`` in ``vma``:
+        a walk from each page can reach ``vma``."""
+        for pfn in pfns.tolist():
+            if not any(v is vma for v, _ in self.anon_candidates(pfn)):
+                raise InvariantError(f"pfn {pfn} is mapped in {vma!r} but its rmap cannot reach it")
 
     def metadata_bytes(self) -> dict[str, int]:
         """Bytes of rmap metadata now (i386 2004 and x86_64)."""

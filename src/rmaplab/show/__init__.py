@@ -1,0 +1,1 @@
+"""Showing the model: layouts one character per page, maps text."""
