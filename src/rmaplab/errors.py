@@ -29,3 +29,11 @@ class InvariantError(AssertionError):
 
 class ConfigError(ValueError):
     """A bad option or configuration value, explained for a user."""
+
+
+class OOMKilled(Exception):
+    """The process doing the work was chosen by the OOM killer and is gone."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(f"pid {pid} was killed by the OOM killer")
+        self.pid = pid

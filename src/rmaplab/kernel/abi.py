@@ -21,10 +21,17 @@ class AbiError(ValueError):
     """A prot or flag word the model does not know."""
 
 
+_PROTS = {f"{r}{w}{x}": (PROT_READ if r == "r" else 0) | (PROT_WRITE if w == "w" else 0)
+          | (PROT_EXEC if x == "x" else 0) for r in "r-" for w in "w-" for x in "x-"}
+
+
 def parse_prot(prot: int | str) -> int:
     """``"rw-"`` → PROT_READ|PROT_WRITE. Integers pass through."""
     if isinstance(prot, int):
         return prot
+    v = _PROTS.get(prot)
+    if v is not None:
+        return v
     if len(prot) != 3 or any(c not in ok for c, ok in zip(prot, ("r-", "w-", "x-"))):
         raise AbiError(f"bad prot {prot!r}: expected three characters like 'rw-'")
     return ((PROT_READ if prot[0] == "r" else 0) | (PROT_WRITE if prot[1] == "w" else 0)

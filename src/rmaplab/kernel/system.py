@@ -23,7 +23,7 @@ import numpy as np
 
 from rmaplab.asm.page import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, TASK_UNMAPPED_BASE
 from rmaplab.config import Config
-from rmaplab.errors import SyscallError
+from rmaplab.errors import OOMKilled, SyscallError
 from rmaplab.kernel.abi import MMAP_FLAGS, MREMAP_FLAGS, parse_flags, parse_prot
 from rmaplab.mm import mlock as _mlock
 from rmaplab.mm.context import MmContext
@@ -36,6 +36,7 @@ from rmaplab.mm.mmap import MAP_ANONYMOUS, do_mmap_pgoff, do_munmap, exit_mmap, 
 from rmaplab.mm.mprotect import sys_mprotect
 from rmaplab.mm.mremap import do_mremap
 from rmaplab.mm.page import ZERO_PFN
+from rmaplab.mm.vmscan import Zone, select_bad_process, try_to_free_pages
 from rmaplab.rmap import SCHEMES
 
 #: the initial program break of a spawned process (there is no program
@@ -66,7 +67,10 @@ class Kernel:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
         self.ctx = MmContext(self.config, SCHEMES[self.config.scheme])
+        self.ctx.oom_hook = self._oom_kill
         self.tasks: dict[int, Task] = {}
+        #: pids the OOM killer took, in order
+        self.oom_killed: list[int] = []
 
     # -- accessors -------------------------------------------------------------
 
@@ -146,8 +150,18 @@ class Kernel:
             if file is None or file not in self.ctx.files:
                 raise SyscallError("EBADF", f"no such file {file!r}")
             f = self.ctx.files[file]
-        return do_mmap_pgoff(self.ctx, mm, f, addr or 0, length, prot_v, flags_v,
-                             offset >> PAGE_SHIFT)
+        return self._killable(do_mmap_pgoff, self.ctx, mm, f, addr or 0, length, prot_v,
+                              flags_v, offset >> PAGE_SHIFT)
+
+    @staticmethod
+    def _killable(fn: Any, *args: Any) -> Any:
+        """Run a system call that may fault pages in (MAP_LOCKED, mlock,
+        mremap of locked memory); if the OOM killer takes the caller, the
+        call never returns: the result is ``"SIGKILL"``."""
+        try:
+            return fn(*args)
+        except OOMKilled:
+            return "SIGKILL"
 
     def munmap(self, pid: int, addr: int, length: int) -> int:
         return do_munmap(self.ctx, self.mm(pid), addr, length)
@@ -157,8 +171,8 @@ class Kernel:
 
     def mremap(self, pid: int, addr: int, old_len: int, new_len: int,
                flags: int | Iterable[str] = (), new_addr: int | None = None) -> int:
-        return do_mremap(self.ctx, self.mm(pid), addr, old_len, new_len,
-                         parse_flags(flags, MREMAP_FLAGS, "mremap"), new_addr or 0)
+        return self._killable(do_mremap, self.ctx, self.mm(pid), addr, old_len, new_len,
+                              parse_flags(flags, MREMAP_FLAGS, "mremap"), new_addr or 0)
 
     def brk(self, pid: int, addr: int) -> int:
         return sys_brk(self.ctx, self.mm(pid), addr)
@@ -171,7 +185,7 @@ class Kernel:
         return sys_madvise(self.ctx, self.mm(pid), addr, length, advice)
 
     def mlock(self, pid: int, addr: int, length: int) -> int:
-        return _mlock.do_mlock(self.ctx, self.mm(pid), addr, length, True)
+        return self._killable(_mlock.do_mlock, self.ctx, self.mm(pid), addr, length, True)
 
     def munlock(self, pid: int, addr: int, length: int) -> int:
         return _mlock.do_mlock(self.ctx, self.mm(pid), addr, length, False)
@@ -190,6 +204,12 @@ class Kernel:
         tid = self.ctx.contents.intern(token) if write else None
         if length <= 0:
             return TouchResult("ok", [] if not write else None)
+        try:
+            return self._touch(mm, addr, length, write, tid)
+        except OOMKilled as e:
+            return TouchResult("SIGKILL", None, addr if e.pid == pid else None)
+
+    def _touch(self, mm: MmStruct, addr: int, length: int, write: bool, tid: int | None) -> TouchResult:
         vpn, last = addr >> PAGE_SHIFT, (addr + length - 1) >> PAGE_SHIFT
         out: list[np.ndarray] = []
         while vpn <= last:
@@ -253,6 +273,34 @@ class Kernel:
 
     def _signal(self, sig: str, addr: int, parts: list[np.ndarray], write: bool) -> TouchResult:
         return TouchResult(sig, None if write else self._tokens(parts), addr)
+
+    # -- reclaim -------------------------------------------------------------------
+
+    def reclaim(self, pages: int) -> int:
+        """The trace's ``reclaim`` event: run the reclaim priority loop until
+        ``pages`` frames are freed or nothing more can be; returns the number
+        freed."""
+        zone = self.ctx.zone or Zone(self.mem.capacity)
+        freed = 0
+        while freed < pages:
+            got = try_to_free_pages(self.ctx, zone, pages - freed, at_least_cluster=False)
+            if not got:
+                break
+            freed += got
+        return freed
+
+    def _oom_kill(self, mm: MmStruct | None) -> bool:
+        """``out_of_memory``: kill the process with the highest badness."""
+        pid = select_bad_process(self)
+        if pid is None:
+            return False
+        victim = self.mm(pid)
+        self.stat.oom_kills += 1
+        self.oom_killed.append(pid)
+        self.exit(pid)
+        if victim is mm:
+            raise OOMKilled(pid)
+        return True
 
     # -- inspection -----------------------------------------------------------------------
 

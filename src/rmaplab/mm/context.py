@@ -10,17 +10,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rmaplab.config import Config
-from rmaplab.errors import SyscallError
+from rmaplab.errors import InvariantError, SyscallError
 from rmaplab.mm.filemap import File
-from rmaplab.mm.page import Contents, MemMap
+from rmaplab.mm.mmap import find_mergeable_anon_vma
+from rmaplab.mm.page import Contents, MemMap, scatter_add
 from rmaplab.mm.swapfile import SwapInfo
+from rmaplab.mm.vmscan import Zone, try_to_free_pages
 from rmaplab.rmap.stat import VmStat
 
 if TYPE_CHECKING:
     from rmaplab.rmap.scheme import RmapScheme
 
 
+#: failed reclaim passes before the OOM killer acts
+OOM_FAILURES = 10
+
+
 class MmContext:
+    scatter_add = staticmethod(scatter_add)
+
     def __init__(self, config: Config, scheme_factory: Any) -> None:
         self.config = config
         self.stat = VmStat()
@@ -31,9 +39,11 @@ class MmContext:
         self._files_by_id: dict[int, File] = {}
         self._file_ids = 0
         self.swapper_space: dict[int, int] = {}   # swap cache: entry -> pfn
-        #: reclaim hook, set by the kernel layer: called with the number of
-        #: frames wanted; returns the number freed.
-        self.reclaim_hook: Any = None
+        #: the OOM killer, set by the kernel layer: called with the mm that
+        #: needs memory; kills a victim and returns True, or False if none.
+        self.oom_hook: Any = None
+        self.reserved = 0
+        self.zone = Zone(config.mem_pages) if config.mem_pages is not None else None
         self.scheme: RmapScheme = scheme_factory(self)
 
     # -- files -----------------------------------------------------------------
@@ -61,17 +71,50 @@ class MmContext:
     # -- frames ------------------------------------------------------------------
 
     def alloc_pages(self, n: int) -> np.ndarray:
-        """``n`` frames, reclaiming when memory is short; ENOMEM (the OOM
-        path) when even reclaim cannot provide them."""
+        """``n`` frames out of the current reservation, or reserving them
+        now (which may reclaim, or OOM-kill)."""
+        if self.mem.totalram is not None:
+            if n > self.reserved:
+                self.reserve(n)
+            self.reserved -= n
         pfns = self.mem.alloc_pages(n)
-        while len(pfns) < n:
-            if self.reclaim_hook is None or not self.reclaim_hook(n - len(pfns)):
-                self.mem.free_pages(pfns)
-                raise SyscallError("ENOMEM", "out of memory")
-            more = self.mem.alloc_pages(n - len(pfns))
-            pfns = np.concatenate([pfns, more])
+        if len(pfns) < n:
+            raise InvariantError(f"allocation of {n} frames failed inside a reservation")
         return pfns
 
+    def reserve(self, n: int, mm: Any = None) -> None:
+        """Make sure ``n`` frames can be allocated without going below
+        pages_min: direct reclaim (``try_to_free_pages``), then the OOM
+        killer. Raises OOMKilled if ``mm``'s process was the victim."""
+        mem, zone = self.mem, self.zone
+        if mem.totalram is None:
+            return
+        failures = 0
+        while mem.nr_free - n < zone.pages_min:
+            self.stat.direct_reclaim += 1
+            if try_to_free_pages(self, zone, n + zone.pages_min - mem.nr_free):
+                failures = 0
+                continue
+            # out_of_memory() only believes it after repeated failures
+            # (2.6.11 waits for ten within a few seconds).
+            failures += 1
+            if failures < OOM_FAILURES:
+                continue
+            failures = 0
+            if self.oom_hook is None or not self.oom_hook(mm):
+                raise SyscallError("ENOMEM", "out of memory and nothing to kill")
+        self.reserved = n
+
+    def kswapd(self) -> None:
+        """Background reclaim: woken below pages_low, runs to pages_high."""
+        mem, zone = self.mem, self.zone
+        self.reserved = 0
+        if mem.totalram is None or mem.nr_free >= zone.pages_low:
+            return
+        self.stat.kswapd_wakeups += 1
+        while mem.nr_free < zone.pages_high:
+            if not try_to_free_pages(self, zone, zone.pages_high - mem.nr_free):
+                break
+
     def find_mergeable_anon_vma(self, vma: Any) -> Any:
-        from rmaplab.mm.mmap import find_mergeable_anon_vma
         return find_mergeable_anon_vma(vma)

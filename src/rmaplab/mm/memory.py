@@ -21,7 +21,7 @@ from rmaplab.errors import InvariantError
 from rmaplab.mm.filemap import File
 from rmaplab.mm.mm_types import VM_SHARED, VM_WRITE, VmAreaStruct, is_cow_mapping
 from rmaplab.mm.page import (PG_active, PG_dirty, PG_lru, PG_referenced, PG_reserved,
-                             PG_swapcache, ZERO_PFN)
+                             PG_swapcache, ZERO_PFN, scatter_add, unique_pfns)
 
 _PRESENT = np.int64(_PAGE_PRESENT)
 _RW = np.int64(_PAGE_RW)
@@ -47,10 +47,10 @@ def put_pages(ctx: Any, pfns: np.ndarray) -> None:
     if not len(pfns):
         return
     mem = ctx.mem
-    np.subtract.at(mem.count, pfns, 1)
+    scatter_add(mem.count, pfns, -1)
     dead = pfns[mem.count[pfns] == 0]
     if len(dead):
-        mem.free_pages(np.unique(dead))
+        mem.free_pages(unique_pfns(dead, mem.capacity))
 
 
 # -- the page cache (mm/filemap.c) ---------------------------------------------
@@ -67,6 +67,7 @@ def find_or_read_pages(ctx: Any, f: File, indices: np.ndarray) -> np.ndarray:
         new = ctx.alloc_pages(len(missing))
         idx = indices[missing]
         mem.flags[new] = PG_lru
+        mem.lru_add(new)
         mem.count[new] = 1
         mem.mapping[new] = f.mapping_tag
         mem.index[new] = idx
@@ -88,6 +89,17 @@ def remove_from_page_cache(ctx: Any, pfn: int) -> None:
 
 
 # -- zap (unmap_vmas / zap_pte_range) ------------------------------------------
+
+def _free_exclusive_swap_pages(ctx: Any, pfns: np.ndarray) -> None:
+    """``free_page_and_swap_cache`` → ``remove_exclusive_swap_page``: a
+    swap-cache page losing its last user (count 2: the cache and this pte)
+    whose slot nobody else holds leaves the swap cache with it."""
+    from rmaplab.mm.swap_state import delete_from_swap_cache
+    mem = ctx.mem
+    for pfn in pfns.tolist():
+        if mem.count[pfn] == 2 and ctx.swap.swap_map[mem.private[pfn]] == 1:
+            delete_from_swap_cache(ctx, pfn)
+
 
 def zap_page_range(ctx: Any, vma: VmAreaStruct, start: int, end: int) -> int:
     """Unmap ``[start, end)`` (addresses) of ``vma``: drop rmap and page
@@ -113,6 +125,9 @@ def zap_page_range(ctx: Any, vma: VmAreaStruct, start: int, end: int) -> int:
         anon = (mem.mapping[pfns] & 1) == 1
         n_anon = int(anon.sum())
         scheme.page_remove_rmap(pfns, vma, pvpns)
+        sc = pfns[(mem.flags[pfns] & PG_swapcache) != 0]
+        if len(sc):
+            _free_exclusive_swap_pages(ctx, sc)
         put_pages(ctx, pfns)
         mm.rss -= len(pfns)
         mm.anon_rss -= n_anon
@@ -152,7 +167,7 @@ def copy_page_range(ctx: Any, dst: VmAreaStruct, src: VmAreaStruct) -> int:
     real = pfns != ZERO_PFN
     rp = pfns[real]
     if len(rp):
-        np.add.at(mem.count, rp, 1)
+        scatter_add(mem.count, rp, 1)
         ctx.scheme.page_dup_rmap(rp, dst, vpns[present][real])
         dst.vm_mm.rss += len(rp)
         dst.vm_mm.anon_rss += int(((mem.mapping[rp] & 1) == 1).sum())
@@ -173,6 +188,7 @@ def _new_anon_pages(ctx: Any, vma: VmAreaStruct, vpns: np.ndarray, tokens: np.nd
     ctx.scheme.anon_vma_prepare(vma)
     pfns = ctx.alloc_pages(len(vpns))
     mem.flags[pfns] = _NEW_ANON
+    mem.lru_add(pfns)
     mem.count[pfns] = 1
     mem.token[pfns] = tokens
     ctx.scheme.page_add_anon_rmap(pfns, vma, vpns)
@@ -193,8 +209,26 @@ def fault_range(ctx: Any, vma: VmAreaStruct, s: int, e: int, write: bool,
     access itself. A write stores ``token`` in each page; ``token=None``
     faults for write without changing contents (get_user_pages).
 
-    Returns the content token of each page after the access.
+    Returns the content token of each page after the access. With a
+    memory limit the range goes in chunks: each first reserves the frames
+    it may need (two per page at most: a page-cache read plus a copy), so
+    reclaim and the OOM killer run between chunks, never inside one.
     """
+    if ctx.mem.totalram is None:
+        return _fault_chunk(ctx, vma, s, e, write, token)
+    step = max(1, (ctx.mem.totalram - ctx.zone.pages_min) // 8)
+    out = []
+    while s < e:
+        c = min(e - s, step)
+        ctx.reserve(2 * c, vma.vm_mm)
+        out.append(_fault_chunk(ctx, vma, s, s + c, write, token))
+        ctx.kswapd()
+        s += c
+    return np.concatenate(out) if len(out) != 1 else out[0]
+
+
+def _fault_chunk(ctx: Any, vma: VmAreaStruct, s: int, e: int, write: bool,
+                 token: int | None) -> np.ndarray:
     mm = vma.vm_mm
     pgd = mm.pgd
     ptes = pgd.gather(s, e)
@@ -261,7 +295,7 @@ def _map_file_pages(ctx: Any, vma: VmAreaStruct, f: File, vpns: np.ndarray, wbit
     """do_no_page for file pages: page cache lookup, a reference per pte,
     ``page_add_file_rmap``."""
     pfns = find_or_read_pages(ctx, f, _file_indices(vma, vpns))
-    np.add.at(ctx.mem.count, pfns, 1)
+    scatter_add(ctx.mem.count, pfns, 1)
     ctx.scheme.page_add_file_rmap(pfns, vma, vpns)
     vma.vm_mm.rss += len(pfns)
     return _mk_ptes(pfns, _PAGE_PRESENT | _PAGE_ACCESSED | wbit)

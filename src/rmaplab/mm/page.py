@@ -36,7 +36,28 @@ ZERO_PFN = 0
 
 _FIELDS = (("flags", np.uint32), ("count", np.int32), ("mapcount", np.int32),
            ("mapping", np.int64), ("index", np.int64), ("private", np.int64),
-           ("token", np.int64))
+           ("token", np.int64), ("lru_seq", np.int64))
+
+
+def scatter_add(arr: np.ndarray, idx: np.ndarray, delta: int) -> None:
+    """``arr[idx] += delta`` with repeats counted (``np.add.at``); a dense
+    index uses one bincount pass, which is much faster than ``add.at``."""
+    n = len(idx)
+    if not n:
+        return
+    if n * 4 >= len(arr):
+        arr += (np.bincount(idx, minlength=len(arr)) * delta).astype(arr.dtype)
+    else:
+        np.add.at(arr, idx, delta)
+
+
+def unique_pfns(pfns: np.ndarray, capacity: int) -> np.ndarray:
+    """The distinct values of ``pfns``, ascending (a mask pass when dense)."""
+    if len(pfns) * 4 >= capacity:
+        mask = np.zeros(capacity, dtype=bool)
+        mask[pfns] = True
+        return np.flatnonzero(mask)
+    return np.unique(pfns)
 
 
 class MemMap:
@@ -48,6 +69,7 @@ class MemMap:
 
     def __init__(self, totalram: int | None = None, initial: int = 1024) -> None:
         cap = totalram if totalram is not None else initial
+        self.lru_seq = None  # type: ignore[assignment]
         if cap < 2:
             raise ValueError("memory must hold at least two frames")
         self.totalram = totalram
@@ -63,6 +85,18 @@ class MemMap:
         self.nr_free -= 1
         assert self.free[self.nr_free] == ZERO_PFN
         self.flags[ZERO_PFN] = PG_reserved
+        self.lru_clock = 0
+
+    def lru_add(self, pfns: np.ndarray) -> None:
+        """Put frames at the head of their LRU list (PG_active chooses the
+        list). Each list's order is ``lru_seq``: the tail is the lowest."""
+        n = len(pfns)
+        self.lru_seq[pfns] = np.arange(self.lru_clock + 1, self.lru_clock + 1 + n, dtype=np.int64)
+        self.lru_clock += n
+
+    def lru_touch(self, pfn: int) -> None:
+        self.lru_clock += 1
+        self.lru_seq[pfn] = self.lru_clock
 
     def _grow(self, newcap: int) -> None:
         old = self.capacity

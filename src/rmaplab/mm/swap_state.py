@@ -41,8 +41,9 @@ def delete_from_swap_cache(ctx: Any, pfn: int) -> None:
     mem.flags[pfn] &= ~_SC
     mem.private[pfn] = 0
     ctx.swap.swap_free(entry)
-    from rmaplab.mm.memory import put_pages
-    put_pages(ctx, np.array([pfn], dtype=np.int64))
+    mem.count[pfn] -= 1
+    if not mem.count[pfn]:
+        mem.free_pages(np.array([pfn], dtype=np.int64))
 
 
 def free_swap_and_cache(ctx: Any, entry: int) -> None:
@@ -65,6 +66,7 @@ def do_swap_page(ctx: Any, vma: Any, vpn: int, pte: int, write: bool) -> None:
     if pfn is None:
         pfn = int(ctx.alloc_pages(1)[0])
         mem.flags[pfn] = np.uint32(PG_lru | PG_active | PG_swapcache)
+        mem.lru_touch(pfn)
         mem.private[pfn] = entry
         mem.count[pfn] = 1
         mem.token[pfn] = ctx.swap.contents[entry]

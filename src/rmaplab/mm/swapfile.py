@@ -19,7 +19,8 @@ class SwapInfo:
         self.swap_map = np.zeros(cap, dtype=np.int32)
         self.contents = np.zeros(cap, dtype=np.int64)
         self.inuse_pages = 0
-        self.lowest_bit = 1
+        self._freed: list[int] = []   # slots freed since, reused lowest-last
+        self._high = 1                # slots below this have been handed out
 
     @property
     def pages(self) -> int:
@@ -29,26 +30,29 @@ class SwapInfo:
         return None if self.limit is None else self.limit - self.inuse_pages
 
     def get_swap_page(self) -> int:
-        """Allocate a slot with count 1 (the swap cache's); 0 when full."""
-        sm = self.swap_map
-        if self.inuse_pages >= len(sm) - 1:
-            if self.limit is not None:
-                return 0
-            grown = np.zeros(len(sm) * 2, dtype=np.int32)
-            grown[:len(sm)] = sm
-            self.swap_map = sm = grown
-            c = np.zeros(len(sm), dtype=np.int64)
-            c[:len(self.contents)] = self.contents
-            self.contents = c
-        lo = self.lowest_bit
-        window = np.flatnonzero(sm[lo:lo + 256] == 0)
-        if not len(window):
-            window = np.flatnonzero(sm[lo:] == 0)
-        off = int(window[0]) + lo
-        sm[off] = 1
-        self.lowest_bit = off + 1
+        """Allocate a slot with count 1 (the swap cache's); 0 when full.
+        Freed slots are reused first (most recently freed first), then the
+        area is used upwards."""
+        if self._freed:
+            off = self._freed.pop()
+        else:
+            if self._high >= len(self.swap_map):
+                if self.limit is not None:
+                    return 0
+                self._grow()
+            off = self._high
+            self._high += 1
+        self.swap_map[off] = 1
         self.inuse_pages += 1
         return off
+
+    def _grow(self) -> None:
+        n = len(self.swap_map)
+        sm = np.zeros(n * 2, dtype=np.int32)
+        sm[:n] = self.swap_map
+        c = np.zeros(n * 2, dtype=np.int64)
+        c[:n] = self.contents
+        self.swap_map, self.contents = sm, c
 
     def swap_duplicate(self, entry: int) -> None:
         self.swap_map[entry] += 1
@@ -67,7 +71,7 @@ class SwapInfo:
         if not left:
             self.contents[entry] = 0
             self.inuse_pages -= 1
-            self.lowest_bit = min(self.lowest_bit, entry)
+            self._freed.append(entry)
         return left
 
     def swap_count(self, entry: int) -> int:

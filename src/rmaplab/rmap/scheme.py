@@ -60,6 +60,7 @@ class RmapScheme:
     has_anon_vma = False
 
     def __init__(self, ctx: Any) -> None:
+        self._scatter_add = ctx.scatter_add
         self.ctx = ctx
         self.mem = ctx.mem
         self.st = ctx.stat
@@ -132,21 +133,28 @@ class RmapScheme:
 
     def page_add_file_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
         """``page_add_file_rmap``: only the mapcount; i_mmap finds the rest."""
-        np.add.at(self.mem.mapcount, pfns, 1)
+        self._scatter_add(self.mem.mapcount, pfns, 1)
 
     def page_dup_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
         """``page_dup_rmap`` (fork): the child maps the same pages."""
-        np.add.at(self.mem.mapcount, pfns, 1)
+        self._scatter_add(self.mem.mapcount, pfns, 1)
 
     def page_remove_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
         """``page_remove_rmap``. On the last unmap of an anonymous page 2.6.7
         clears ``page->mapping`` (2.6.9+ keeps it: ``keep_anon_mapping``)."""
         mem = self.mem
-        np.subtract.at(mem.mapcount, pfns, 1)
+        self._scatter_add(mem.mapcount, pfns, -1)
         if not self.config.keep_anon_mapping:
             gone = pfns[(mem.mapcount[pfns] == 0) & ((mem.mapping[pfns] & 1) == 1)]
             if len(gone):
                 mem.mapping[gone] = 0
+
+    def page_remove_rmap_one(self, pfn: int, vma: Any, vpn: int) -> None:
+        """``page_remove_rmap`` of one page (the reclaim path)."""
+        mem = self.mem
+        mem.mapcount[pfn] -= 1
+        if not mem.mapcount[pfn] and mem.mapping[pfn] & 1 and not self.config.keep_anon_mapping:
+            mem.mapping[pfn] = 0
 
     # -- walks -----------------------------------------------------------------
 
@@ -280,8 +288,7 @@ class RmapScheme:
         else:
             mm.pgd.set(vpn, 0)
         mm.rss -= 1
-        self.page_remove_rmap(np.array([pfn], dtype=np.int64), vma,
-                              np.array([vpn], dtype=np.int64))
+        self.page_remove_rmap_one(pfn, vma, vpn)
         mem.count[pfn] -= 1
         return SWAP_SUCCESS
 

@@ -24,7 +24,7 @@ COUNTERS = (
     # reclaim and swap
     "pgscan", "pgsteal", "pswpout", "pswpin", "pgactivate", "pgdeactivate",
     "try_to_unmap_calls", "try_to_unmap_fail", "try_to_unmap_again",
-    "page_referenced_calls", "oom_kills",
+    "page_referenced_calls", "oom_kills", "direct_reclaim", "kswapd_wakeups",
 )
 
 
