@@ -122,10 +122,12 @@ def _check_vma_pages(kernel: Any, mm: Any, vma: Any, pfns: np.ndarray, vpns: np.
     anon = (mem.mapping[pfns] & 1) == 1
     if anon.any():
         ai = np.flatnonzero(anon)
+        idx = idx.copy()
+        idx[ai] = kernel.ctx.scheme.expected_index(vma, vpns[ai])
         wrong = mem.index[pfns[ai]] != idx[ai]
         if wrong.any():
             j = ai[np.flatnonzero(wrong)[0]]
-            _fail(f"linear index: pfn {int(pfns[j])} at {int(vpns[j]) << PAGE_SHIFT:#x} in {vma!r}"
+            _fail(f"page index: pfn {int(pfns[j])} at {int(vpns[j]) << PAGE_SHIFT:#x} in {vma!r}"
                   f" has index {int(mem.index[pfns[j]]):#x}, expected {int(idx[j]):#x}")
         kernel.ctx.scheme.check_mapped(vma, pfns[ai], vpns[ai])
     fi = np.flatnonzero(~anon)

@@ -116,5 +116,5 @@ class MmContext:
             if not try_to_free_pages(self, zone, zone.pages_high - mem.nr_free):
                 break
 
-    def find_mergeable_anon_vma(self, vma: Any) -> Any:
-        return find_mergeable_anon_vma(vma)
+    def find_mergeable_anon_vma(self, vma: Any, accept: Any = None) -> Any:
+        return find_mergeable_anon_vma(vma, accept)

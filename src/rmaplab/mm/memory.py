@@ -184,9 +184,14 @@ def _new_anon_pages(ctx: Any, vma: VmAreaStruct, vpns: np.ndarray, tokens: np.nd
     """Allocate, fill and rmap new anonymous pages for ``vpns`` (the common
     tail of do_anonymous_page, do_wp_page's copy and do_no_page's early
     COW); returns their writable, dirty, young ptes."""
-    mem = ctx.mem
     ctx.scheme.anon_vma_prepare(vma)
-    pfns = ctx.alloc_pages(len(vpns))
+    return new_anon_ptes(ctx, vma, vpns, tokens, ctx.alloc_pages(len(vpns)))
+
+
+def new_anon_ptes(ctx: Any, vma: VmAreaStruct, vpns: np.ndarray, tokens: np.ndarray,
+                  pfns: np.ndarray) -> np.ndarray:
+    """Fill allocated frames as new anonymous pages of ``vma`` and rmap them."""
+    mem = ctx.mem
     mem.flags[pfns] = _NEW_ANON
     mem.lru_add(pfns)
     mem.count[pfns] = 1
@@ -331,6 +336,7 @@ def do_wp_page(ctx: Any, vma: VmAreaStruct, vpns: np.ndarray, ptes: np.ndarray,
     if reuse.any():
         out[reuse] |= _RW | _YOUNG | _DIRTY
         st.fault_wp_reuse += int(reuse.sum())
+        ctx.scheme.page_reuse(old[reuse], vma, vpns[reuse])
     cp = ~reuse
     if cp.any():
         opfns = old[cp]

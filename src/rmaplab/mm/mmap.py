@@ -17,7 +17,7 @@ from rmaplab.errors import SyscallError
 from rmaplab.mm.filemap import File
 from rmaplab.mm.memory import check_no_pte, fault_range, zap_page_range
 from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC,
-                                 VM_MAYREAD, VM_MAYWRITE, VM_PROT_MASK, VM_READ, VM_SHARED,
+                                 VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_PROT_MASK, VM_READ, VM_SHARED,
                                  VM_SPECIAL, VM_WRITE, MmStruct, VmAreaStruct)
 
 # mmap prot and flags (include/asm-generic/mman.h, x86_64 values)
@@ -83,18 +83,18 @@ def is_mergeable_vma(vma: VmAreaStruct, file: File | None, vm_flags: int) -> boo
 
 
 def can_vma_merge_before(ctx: Any, vma: VmAreaStruct, vm_flags: int, anon_vma: Any,
-                         file: File | None, vm_pgoff: int) -> bool:
+                         file: File | None, vm_pgoff: int, src: VmAreaStruct | None = None) -> bool:
     """``can_vma_merge_before``: the range may be glued onto ``vma``'s start."""
     return (is_mergeable_vma(vma, file, vm_flags)
-            and ctx.scheme.is_mergeable_anon_vma(anon_vma, vma.anon_vma)
+            and ctx.scheme.is_mergeable_anon_vma(anon_vma, vma.anon_vma, vma, src)
             and (vma.vm_pgoff == vm_pgoff or _pgoff_free(ctx, file)))
 
 
 def can_vma_merge_after(ctx: Any, vma: VmAreaStruct, vm_flags: int, anon_vma: Any,
-                        file: File | None, vm_pgoff: int) -> bool:
+                        file: File | None, vm_pgoff: int, src: VmAreaStruct | None = None) -> bool:
     """``can_vma_merge_after``: the range may be glued onto ``vma``'s end."""
     return (is_mergeable_vma(vma, file, vm_flags)
-            and ctx.scheme.is_mergeable_anon_vma(anon_vma, vma.anon_vma)
+            and ctx.scheme.is_mergeable_anon_vma(anon_vma, vma.anon_vma, vma, src)
             and (vma.vm_pgoff + vma.npages == vm_pgoff or _pgoff_free(ctx, file)))
 
 
@@ -104,10 +104,13 @@ def _pgoff_free(ctx: Any, file: File | None) -> bool:
 
 
 def vma_merge(ctx: Any, mm: MmStruct, prev: VmAreaStruct | None, addr: int, end: int,
-              vm_flags: int, anon_vma: Any, file: File | None, pgoff: int) -> VmAreaStruct | None:
+              vm_flags: int, anon_vma: Any, file: File | None, pgoff: int,
+              src: VmAreaStruct | None = None) -> VmAreaStruct | None:
     """``vma_merge``: glue ``[addr, end)`` (with these flags, anon_vma, file
     and pgoff) onto ``prev`` and/or the VMA after it. Returns the VMA that
-    now covers the range, or None. NUMA policies are always equal here."""
+    now covers the range, or None. NUMA policies are always equal here.
+    ``src`` is the VMA the range's pages come from (mprotect, mremap), for
+    schemes whose merge rule looks at it."""
     if vm_flags & VM_SPECIAL:
         return None
     pglen = (end - addr) >> PAGE_SHIFT
@@ -116,17 +119,17 @@ def vma_merge(ctx: Any, mm: MmStruct, prev: VmAreaStruct | None, addr: int, end:
     if nxt is not None and nxt.vm_end == end:        # cases 6, 7, 8
         nxt = mm.vm_next(nxt)
     if (prev is not None and prev.vm_end == addr
-            and can_vma_merge_after(ctx, prev, vm_flags, anon_vma, file, pgoff)):
+            and can_vma_merge_after(ctx, prev, vm_flags, anon_vma, file, pgoff, src)):
         if (nxt is not None and end == nxt.vm_start
-                and can_vma_merge_before(ctx, nxt, vm_flags, anon_vma, file, pgoff + pglen)
-                and ctx.scheme.is_mergeable_anon_vma(prev.anon_vma, nxt.anon_vma)):
+                and can_vma_merge_before(ctx, nxt, vm_flags, anon_vma, file, pgoff + pglen, src)
+                and ctx.scheme.is_mergeable_anon_vma(prev.anon_vma, nxt.anon_vma, nxt, prev)):
             vma_adjust(ctx, prev, prev.vm_start, nxt.vm_end, prev.vm_pgoff)   # cases 1, 6
         else:
             vma_adjust(ctx, prev, prev.vm_start, end, prev.vm_pgoff)          # cases 2, 5, 7
         ctx.stat.vma_merges += 1
         return prev
     if (nxt is not None and end == nxt.vm_start
-            and can_vma_merge_before(ctx, nxt, vm_flags, anon_vma, file, pgoff + pglen)):
+            and can_vma_merge_before(ctx, nxt, vm_flags, anon_vma, file, pgoff + pglen, src)):
         if prev is not None and addr < prev.vm_end:                         # case 4
             vma_adjust(ctx, prev, prev.vm_start, addr, prev.vm_pgoff)
         else:                                                                # cases 3, 8
@@ -221,10 +224,12 @@ def split_vma(ctx: Any, mm: MmStruct, vma: VmAreaStruct, addr: int, new_below: b
     ctx.stat.vma_splits += 1
 
 
-def find_mergeable_anon_vma(vma: VmAreaStruct) -> Any:
+def find_mergeable_anon_vma(vma: VmAreaStruct, accept: Any = None) -> Any:
     """``find_mergeable_anon_vma`` (rmap 40): the anon_vma of a touching
     neighbour that mprotect could later merge with ``vma`` (same file,
-    contiguous pgoff, flags equal apart from READ/WRITE/EXEC)."""
+    contiguous pgoff, flags equal apart from READ/WRITE/EXEC). ``accept``
+    (a predicate on the neighbour VMA) adds a scheme's own condition, such
+    as anon_vma_chain's singular chain."""
     mm = vma.vm_mm
     i = mm.index_of(vma)
     mask = ~VM_PROT_MASK
@@ -233,14 +238,16 @@ def find_mergeable_anon_vma(vma: VmAreaStruct) -> Any:
         if (near.anon_vma is not None and vma.vm_end == near.vm_start
                 and near.vm_file is vma.vm_file
                 and (near.vm_flags & mask) == (vma.vm_flags & mask)
-                and vma.vm_pgoff + vma.npages == near.vm_pgoff):
+                and vma.vm_pgoff + vma.npages == near.vm_pgoff
+                and (accept is None or accept(near))):
             return near.anon_vma
     if i > 0:
         near = mm.mmap[i - 1]
         if (near.anon_vma is not None and near.vm_end == vma.vm_start
                 and near.vm_file is vma.vm_file
                 and (near.vm_flags & mask) == (vma.vm_flags & mask)
-                and near.vm_pgoff + near.npages == vma.vm_pgoff):
+                and near.vm_pgoff + near.npages == vma.vm_pgoff
+                and (accept is None or accept(near))):
             return near.anon_vma
     return None
 
@@ -508,7 +515,8 @@ def copy_vma(ctx: Any, vma: VmAreaStruct, addr: int, length: int,
     if vma.vm_file is None and vma.anon_vma is None:
         pgoff = addr >> PAGE_SHIFT
     _, prev = mm.find_vma_prev(addr)
-    new = vma_merge(ctx, mm, prev, addr, addr + length, vma.vm_flags, vma.anon_vma, vma.vm_file, pgoff)
+    new = vma_merge(ctx, mm, prev, addr, addr + length, vma.vm_flags, vma.anon_vma, vma.vm_file,
+                    pgoff, vma)
     if new is not None:
         if new.vm_start <= vma_start < new.vm_end:
             vma = new

@@ -60,7 +60,7 @@ def mprotect_fixup(ctx: Any, vma: VmAreaStruct, prev: VmAreaStruct | None, start
     if newflags & VM_WRITE and not vma.vm_flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED):
         newflags |= VM_ACCOUNT
     pgoff = vma.vm_pgoff + ((start - vma.vm_start) >> PAGE_SHIFT)
-    merged = vma_merge(ctx, mm, prev, start, end, newflags, vma.anon_vma, vma.vm_file, pgoff)
+    merged = vma_merge(ctx, mm, prev, start, end, newflags, vma.anon_vma, vma.vm_file, pgoff, vma)
     if merged is not None:
         vma = merged
     else:

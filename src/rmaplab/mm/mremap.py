@@ -38,20 +38,22 @@ def move_page_tables(ctx: Any, vma: VmAreaStruct, old_addr: int, new_vma: VmArea
     if not len(vpns):
         return
     present = (ptes & _PAGE_PRESENT) != 0
-    pfns = ptes >> PTE_PFN_SHIFT
-    anon = present & (pfns != ZERO_PFN) & ((ctx.mem.mapping[np.where(present, pfns, 0)] & 1) == 1)
-    if anon.any():
-        must_copy = ctx.scheme.mremap_pages_move(vma, new_vma, s, d, pfns[anon])
-        if must_copy.any():
-            # anonmm's make_page_exclusive: a write fault breaks COW first.
-            for v in vpns[anon][must_copy].tolist():
-                fault_range(ctx, vma, v, v + 1, True, None)
-                ctx.stat.mremap_cows += 1
-            vpns, ptes = mm.pgd.populated(s, s + n)
+    real = present & ((ptes >> PTE_PFN_SHIFT) != ZERO_PFN)
+    pv, pp = vpns[real], ptes[real] >> PTE_PFN_SHIFT
+    must_copy = ctx.scheme.mremap_check(vma, pp, pv)
+    if must_copy.any():
+        # anonmm's make_page_exclusive: a write fault breaks COW first.
+        for v in pv[must_copy].tolist():
+            fault_range(ctx, vma, v, v + 1, True, None)
+            ctx.stat.mremap_cows += 1
+        vpns, ptes = mm.pgd.populated(s, s + n)
+        real = ((ptes & _PAGE_PRESENT) != 0) & ((ptes >> PTE_PFN_SHIFT) != ZERO_PFN)
+        pv, pp = vpns[real], ptes[real] >> PTE_PFN_SHIFT
     for t, lo, hi, _ in mm.pgd.runs(s, s + n):
         t[lo:hi] = 0
     mm.pgd.free_pgtables(s, s + n)
     mm.pgd.scatter_points(vpns - s + d, ptes)
+    ctx.scheme.mremap_moved(vma, new_vma, pp, pv, pv - s + d)
     ctx.stat.mremap_ptes_moved += len(vpns)
 
 

@@ -75,6 +75,19 @@ def do_swap_page(ctx: Any, vma: Any, vpn: int, pte: int, write: bool) -> None:
         st.pswpin += 1
     st.fault_swap += 1
     mm = vma.vm_mm
+    scheme = ctx.scheme
+    if scheme.swapin_must_copy(pfn, vma, vpn):
+        # anonmm: the page sits at another address in a sharing mm, so this
+        # mm takes a private copy (the COW that mremap put off).
+        new = ctx.alloc_pages(1)
+        from rmaplab.mm.memory import new_anon_ptes
+        pte = int(new_anon_ptes(ctx, vma, np.array([vpn], dtype=np.int64),
+                                mem.token[[pfn]], new)[0])
+        st.mremap_cows += 1
+        st.pages_copied += 1
+        ctx.swap.swap_free(entry)
+        mm.pgd.set(vpn, pte)
+        return
     mem.count[pfn] += 1
     ctx.swap.swap_free(entry)
     mm.rss += 1
@@ -86,5 +99,5 @@ def do_swap_page(ctx: Any, vma: Any, vpn: int, pte: int, write: bool) -> None:
     if writable:
         newpte |= _PAGE_RW | _PAGE_DIRTY
     mm.pgd.set(vpn, newpte)
-    ctx.scheme.page_add_anon_rmap(one, vma, np.array([vpn], dtype=np.int64))
+    scheme.page_add_anon_rmap(one, vma, np.array([vpn], dtype=np.int64), new=False)
     # remove_exclusive_swap_page when swap is full is not modelled.

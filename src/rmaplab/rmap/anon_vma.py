@@ -134,16 +134,17 @@ class AnonVmaScheme(RmapScheme):
     def vma_moved(self, new: Any, old: Any) -> None:
         pass  # copy_vma's vma_link already put it on the list: the "Magic".
 
-    def is_mergeable_anon_vma(self, av1: Any, av2: Any) -> bool:
+    def is_mergeable_anon_vma(self, av_src: Any, av_dst: Any, dst: Any = None,
+                              src: Any = None) -> bool:
         """``is_mergeable_anon_vma``: equal, or at least one is NULL."""
-        return av1 is None or av2 is None or av1 is av2
+        return av_src is None or av_dst is None or av_src is av_dst
 
     def anon_vma_id(self, vma: Any) -> int | None:
         return None if vma.anon_vma is None else vma.anon_vma.id
 
     # -- pages -------------------------------------------------------------------
 
-    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray, new: bool) -> None:
         mem = self.mem
         av = vma.anon_vma
         if av is None:
@@ -151,8 +152,9 @@ class AnonVmaScheme(RmapScheme):
         mem.mapping[pfns] = (av.id << 1) | 1
         mem.index[pfns] = vma.vm_pgoff + (vpns - (vma.vm_start >> PAGE_SHIFT))
 
-    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
-        super().page_add_anon_rmap(pfns, vma, vpns)
+    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray,
+                           new: bool = True) -> None:
+        super().page_add_anon_rmap(pfns, vma, vpns, new)
         if self.config.debug_rmap:
             self._check_same(pfns, vma, vpns)
 

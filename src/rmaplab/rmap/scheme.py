@@ -58,6 +58,9 @@ class RmapScheme:
     name = "base"
     #: the scheme gives VMAs an ``anon_vma`` object that state dumps show
     has_anon_vma = False
+    #: ``candidates`` already compared the pte (pte_chain, anonmm, none), so
+    #: the per-candidate check does not count it a second time
+    candidates_checked = False
 
     def __init__(self, ctx: Any) -> None:
         self._scatter_add = ctx.scatter_add
@@ -99,36 +102,64 @@ class RmapScheme:
     def mm_exit(self, mm: Any) -> None:
         """``mm`` is going away (after its VMAs were unlinked)."""
 
-    def is_mergeable_anon_vma(self, av1: Any, av2: Any) -> bool:
+    def is_mergeable_anon_vma(self, av_src: Any, av_dst: Any, dst: Any = None,
+                              src: Any = None) -> bool:
+        """May a range whose pages belong to ``av_src`` (from VMA ``src``, or
+        None for a new mapping) join VMA ``dst`` whose anon_vma is
+        ``av_dst``? Also asked with prev's and next's anon_vmas for a
+        three-way merge (then ``dst`` is next and ``src`` prev)."""
         return True
 
     def anon_pgoff_matters(self) -> bool:
         """Must anonymous VMAs have contiguous pgoff to merge (rmap 39)?"""
         return True
 
-    def mremap_pages_move(self, vma: Any, new_vma: Any, old_vpn: int, new_vpn: int,
-                          pfns: np.ndarray) -> np.ndarray:
-        """mremap is moving these anon ``pfns``; return a mask of those that
-        must first be copied (anonmm's forced COW). Default: none."""
+    def mremap_check(self, vma: Any, pfns: np.ndarray, vpns: np.ndarray) -> np.ndarray:
+        """Before mremap moves these present pages (anonymous and file) of
+        ``vma``: a mask of those that must be copied first (anonmm's
+        forced COW). Default: none."""
         return np.zeros(len(pfns), dtype=bool)
+
+    def mremap_moved(self, old: Any, new: Any, pfns: np.ndarray, old_vpns: np.ndarray,
+                     new_vpns: np.ndarray) -> None:
+        """After ``move_page_tables`` moved these present pages from ``old``
+        to ``new`` (pte_chain rewrites each chain entry; anonmm rewrites
+        ``index``). Default: nothing, the "Magic"."""
+
+    def expected_index(self, vma: Any, vpns: np.ndarray) -> np.ndarray:
+        """``page->index`` an anonymous page mapped at ``vpns`` of ``vma``
+        must have: the linear index (anonmm: the virtual page number)."""
+        return vma.vm_pgoff + (vpns - (vma.vm_start >> PAGE_SHIFT))
+
+    def page_reuse(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+        """do_wp_page reused these exclusive pages in place (anon_vma_chain:
+        ``page_move_anon_rmap``)."""
+
+    def swapin_must_copy(self, pfn: int, vma: Any, vpn: int) -> bool:
+        """do_swap_page found ``pfn`` in the swap cache: must this mm get a
+        private copy instead (anonmm after an mremap of shared pages)?"""
+        return False
 
     def anon_vma_id(self, vma: Any) -> int | None:
         return None
 
     # -- page events (vectorised) --------------------------------------------
 
-    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray,
+                           new: bool = True) -> None:
         """``page_add_anon_rmap``: map anonymous pages at ``vpns`` of ``vma``.
-        A page mapped for the first time gets its mapping and linear index."""
+        A page mapped for the first time gets its mapping and index.
+        ``new``: freshly allocated pages (exclusive to this VMA), as opposed
+        to a page coming back from the swap cache."""
         mc = self.mem.mapcount
         mc[pfns] += 1
         first = mc[pfns] == 1
         if first.all():
-            self._set_anon(pfns, vma, vpns)
+            self._set_anon(pfns, vma, vpns, new)
         elif first.any():
-            self._set_anon(pfns[first], vma, vpns[first])
+            self._set_anon(pfns[first], vma, vpns[first], new)
 
-    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray, new: bool) -> None:
         raise NotImplementedError
 
     def page_add_file_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
@@ -183,14 +214,15 @@ class RmapScheme:
 
     def _pte(self, vma: Any, addr: int, pfn: int) -> int:
         """Walk ``vma``'s page tables to ``addr``; the pte if it maps ``pfn``."""
-        st = self.st
-        st.rmap_pgtable_walks += 1
-        st.rmap_ptes_compared += 1
         pte = vma.vm_mm.pgd.get(addr >> PAGE_SHIFT)
-        if pte & _PAGE_PRESENT and pte >> PTE_PFN_SHIFT == pfn:
-            st.rmap_ptes_found += 1
-            return pte
-        return 0
+        hit = pte & _PAGE_PRESENT and pte >> PTE_PFN_SHIFT == pfn
+        if not self.candidates_checked:
+            st = self.st
+            st.rmap_pgtable_walks += 1
+            st.rmap_ptes_compared += 1
+            if hit:
+                st.rmap_ptes_found += 1
+        return pte if hit else 0
 
     def rmap_walk(self, pfn: int) -> list[tuple[Any, int]]:
         """Every (mm, address) whose pte maps ``pfn``, found through the

@@ -20,6 +20,7 @@ number must be a non-negative integer below 2**64 (no floats, no booleans).
 
 from __future__ import annotations
 
+import gc
 import gzip
 import re
 import sys
@@ -32,8 +33,18 @@ try:  # orjson is a dependency; the stdlib parser is a fallback only
     from orjson import JSONDecodeError as _JSONError
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover
+    import json as _json
     from json import JSONDecodeError as _JSONError
-    from json import loads as _loads
+
+    def _int_like_orjson(s: str) -> int | float:
+        n = int(s)
+        return n if -(1 << 63) <= n < 1 << 64 else float(n)
+
+    def _loads(b: bytes) -> Any:
+        return _json.loads(b, parse_int=_int_like_orjson)
+
+# Both parsers give a JSON integer as an int only in [-2**63, 2**64) (orjson
+# turns larger ones into floats), so an int needs only the sign tested.
 
 FORMAT_NAME = "rmaplab-trace"
 FORMAT_VERSION = 1
@@ -123,9 +134,9 @@ def _num(v: Any, what: str) -> int:
     """An address, length or count: an integer, or a hex or decimal string."""
     c = v.__class__
     if c is int:
-        if 0 <= v < _U64:
+        if v >= 0:
             return v
-        raise _Bad(f"{what} {v} is out of range (0 to 2**64-1)")
+        raise _Bad(f"{what} {v} is negative")
     if c is str:
         n = _STRNUM.get(v)
         if n is not None:
@@ -275,10 +286,10 @@ def _p_range(d: dict) -> tuple:
     if pid.__class__ is not int or pid < 0:
         _pid(pid)
     a = d["addr"]
-    if a.__class__ is not int or not 0 <= a < _U64:
+    if a.__class__ is not int or a < 0:
         a = _num(a, "addr")
     n = d["len"]
-    if n.__class__ is not int or not 0 <= n < _U64:
+    if n.__class__ is not int or n < 0:
         n = _num(n, "len")
     return pid, (a, n)
 
@@ -288,10 +299,10 @@ def _p_mprotect(d: dict) -> tuple:
     if pid.__class__ is not int or pid < 0:
         _pid(pid)
     a = d["addr"]
-    if a.__class__ is not int or not 0 <= a < _U64:
+    if a.__class__ is not int or a < 0:
         a = _num(a, "addr")
     n = d["len"]
-    if n.__class__ is not int or not 0 <= n < _U64:
+    if n.__class__ is not int or n < 0:
         n = _num(n, "len")
     p = d["prot"]
     prot = _PROTS.get(p) if p.__class__ is str else None
@@ -327,10 +338,10 @@ def _p_touch(d: dict) -> tuple:
     if pid.__class__ is not int or pid < 0:
         _pid(pid)
     a = d["addr"]
-    if a.__class__ is not int or not 0 <= a < _U64:
+    if a.__class__ is not int or a < 0:
         a = _num(a, "addr")
     n = d.get("len", PAGE_SIZE)
-    if n.__class__ is not int or not 0 <= n < _U64:
+    if n.__class__ is not int or n < 0:
         n = PAGE_SIZE if n is None else _num(n, "len")
     access = d.get("access")
     tok = d.get("token")
@@ -425,7 +436,19 @@ def read_trace(path: str) -> Trace:
 
 
 def parse_trace(data: bytes | str | Iterable[str | bytes], filename: str = "<trace>") -> Trace:
-    """Parse trace text (bytes, str, or an iterable of lines)."""
+    """Parse and check trace text (bytes, str, or an iterable of lines)."""
+    # The parse makes two long-lived tuples per event; the cyclic garbage
+    # collector would rescan them again and again (a third of the time).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(data, filename)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _parse(data: bytes | str | Iterable[str | bytes], filename: str) -> Trace:
     if isinstance(data, str):
         data = data.encode()
     lines = data.split(b"\n") if isinstance(data, bytes) else [
@@ -434,58 +457,31 @@ def parse_trace(data: bytes | str | Iterable[str | bytes], filename: str = "<tra
     page_size = PAGE_SIZE
     events: list[Event] = []
     append = events.append
-    table = _TABLE
     pid_ops = _PID_OPS
     live: set[int] = set()
     files: set[str] = set()
-    loads = _loads
+    # Identical lines parse identically, and traces repeat lines a lot (the
+    # same mprotect flipped back and forth): parse each distinct line once.
+    # Only the pid/file bookkeeping below depends on the position.
+    seen: dict[bytes, tuple] = {}
     new = tuple.__new__
-    first = True
     lineno = 0
     index = 0
     for raw in lines:
         lineno += 1
-        if raw[:1] != b"{":
-            s = raw.strip()
-            if not s or s[:1] == b"#":
-                continue
-        try:
-            d = loads(raw)
-        except (_JSONError, UnicodeDecodeError) as e:
-            raise TraceError(filename, lineno, f"not valid JSON: {_json_reason(e)}") from None
-        if d.__class__ is not dict:
-            raise TraceError(filename, lineno, f"expected a JSON object, found {_jtype(d)}")
-        op = d.get("op")
-        if first:
-            first = False
-            if op is None and "format" in d:
-                header, page_size = _header(d, filename, lineno)
-                continue
-        try:
-            fn, allowed, req = table[op]
-        except (KeyError, TypeError):
-            if op is None:
-                reason = ("a header is only allowed as the first object" if "format" in d
-                          else "event has no \"op\"")
-            else:
-                reason = f"unknown op {op!r}; known: {', '.join(OPS)}"
-            raise TraceError(filename, lineno, reason) from None
-        if not allowed.issuperset(d):
-            raise TraceError(filename, lineno, _field_problem(d, op))
-        try:
-            pid, args = fn(d)
-        except KeyError:
-            raise TraceError(filename, lineno,
-                             _field_problem(d, op) or f"malformed {op} event") from None
-        except _Bad as e:
-            raise TraceError(filename, lineno, str(e)) from None
-        if "expect" in d:
-            try:
-                expect = _expect(d["expect"])
-            except _Bad as e:
-                raise TraceError(filename, lineno, str(e)) from None
-        else:
-            expect = NO_EXPECT
+        hit = seen.get(raw)
+        if hit is None:
+            if raw[:1] != b"{":
+                s = raw.strip()
+                if not s or s[:1] == b"#":
+                    continue
+            if not events and not header:
+                h = _maybe_header(raw, filename, lineno)
+                if h is not None:
+                    header, page_size = h
+                    continue
+            hit = seen[raw] = _parse_event(raw, filename, lineno)
+        op, pid, args, expect = hit
         if op in pid_ops:
             if pid not in live:
                 if op == "spawn":
@@ -512,6 +508,55 @@ def parse_trace(data: bytes | str | Iterable[str | bytes], filename: str = "<tra
         append(new(Event, (index, lineno, op, pid, args, expect)))
         index += 1
     return Trace(filename, header, page_size, events)
+
+
+def _load(raw: bytes, filename: str, lineno: int) -> dict:
+    try:
+        d = _loads(raw)
+    except (_JSONError, UnicodeDecodeError) as e:
+        raise TraceError(filename, lineno, f"not valid JSON: {_json_reason(e)}") from None
+    if d.__class__ is not dict:
+        raise TraceError(filename, lineno, f"expected a JSON object, found {_jtype(d)}")
+    return d
+
+
+def _maybe_header(raw: bytes, filename: str, lineno: int) -> tuple[dict, int] | None:
+    """The header, if the first object is one."""
+    d = _load(raw, filename, lineno)
+    if "op" in d or "format" not in d:
+        return None
+    return _header(d, filename, lineno)
+
+
+def _parse_event(raw: bytes, filename: str, lineno: int) -> tuple:
+    """``(op, pid, args, expect)`` of one event line."""
+    try:
+        d = _loads(raw)
+    except (_JSONError, UnicodeDecodeError) as e:
+        raise TraceError(filename, lineno, f"not valid JSON: {_json_reason(e)}") from None
+    if d.__class__ is not dict:
+        raise TraceError(filename, lineno, f"expected a JSON object, found {_jtype(d)}")
+    op = d.get("op")
+    try:
+        fn, allowed, req = _TABLE[op]
+    except (KeyError, TypeError):
+        if op is None:
+            reason = ("a header is only allowed as the first object" if "format" in d
+                      else "event has no \"op\"")
+        else:
+            reason = f"unknown op {op!r}; known: {', '.join(OPS)}"
+        raise TraceError(filename, lineno, reason) from None
+    if not allowed.issuperset(d):
+        raise TraceError(filename, lineno, _field_problem(d, op))
+    try:
+        pid, args = fn(d)
+        expect = _expect(d["expect"]) if "expect" in d else NO_EXPECT
+    except KeyError:
+        raise TraceError(filename, lineno,
+                         _field_problem(d, op) or f"malformed {op} event") from None
+    except _Bad as e:
+        raise TraceError(filename, lineno, str(e)) from None
+    return op, pid, args, expect
 
 
 def _header(d: dict, filename: str, lineno: int) -> tuple[dict, int]:

@@ -1,0 +1,102 @@
+"""State dumps (``spec/trace-v1.md``, "State dumps").
+
+``state_dump(kernel, name, event)`` is one JSON-ready object: every live
+process in ascending pid, its VMAs in ascending start, and every page inside
+a VMA that has a pte, in ascending address.
+
+Choices the spec leaves open, fixed here:
+
+- ``file`` is the declared file's name, and null for anonymous memory,
+  private or shared (shared anonymous memory is backed by an unnamed shmem
+  file, which is not a file of the trace).
+- A ``"swap"`` page has ``frame`` and ``mapcount`` null (no frame maps it);
+  its ``token`` is what the page holds: the swap-cache page's content while
+  the entry is in the swap cache, else what the swap slot holds.
+- The final dump's ``event`` is the number of events (the dump is taken
+  before event ``event`` would run, like a checkpoint's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rmaplab.asm.page import PAGE_SHIFT
+from rmaplab.mm.mm_types import VM_EXEC, VM_MAYSHARE, VM_READ, VM_WRITE
+
+ZERO_PFN = 0
+
+
+def perms(vm_flags: int) -> str:
+    """The maps permission column: ``rwxp`` / ``rw-s``."""
+    return (("r" if vm_flags & VM_READ else "-") + ("w" if vm_flags & VM_WRITE else "-")
+            + ("x" if vm_flags & VM_EXEC else "-") + ("s" if vm_flags & VM_MAYSHARE else "p"))
+
+
+def vma_file_name(vma: Any) -> str | None:
+    """The trace-level file of a VMA: a declared file's name, else None."""
+    f = vma.vm_file
+    return None if f is None or f.shmem else f.name
+
+
+def maps_of(kernel: Any, pid: int) -> list[dict]:
+    scheme = kernel.scheme
+    return [{"start": v.vm_start, "end": v.vm_end, "perms": perms(v.vm_flags),
+             "pgoff": v.vm_pgoff, "file": vma_file_name(v),
+             "anon_vma": scheme.anon_vma_id(v)}
+            for v in kernel.mm(pid).mmap]
+
+
+def pages_of(kernel: Any, pid: int) -> list[dict]:
+    mm = kernel.mm(pid)
+    vs, ps = [], []
+    for v in mm.mmap:
+        vpns, ptes = mm.pgd.populated(v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT)
+        if len(vpns):
+            vs.append(vpns)
+            ps.append(ptes)
+    if not vs:
+        return []
+    vpns = np.concatenate(vs).astype(np.int64)
+    ptes = np.concatenate(ps).astype(np.int64)
+    ctx = kernel.ctx
+    mem = kernel.mem
+    present = (ptes & 1) == 1
+    pfn = ptes >> 12                      # the pfn, or the swap entry
+    tokens = np.zeros(len(ptes), dtype=np.int64)
+    mapcount = np.zeros(len(ptes), dtype=np.int64)
+    pp = pfn[present]
+    tokens[present] = mem.token[pp]
+    mapcount[present] = mem.mapcount[pp]
+    swapped = np.flatnonzero(~present)
+    if len(swapped):
+        cache = ctx.swapper_space
+        contents = ctx.swap.contents
+        for i in swapped.tolist():
+            entry = int(pfn[i])
+            cpfn = cache.get(entry)
+            tokens[i] = mem.token[cpfn] if cpfn is not None else contents[entry]
+    # token ids -> JSON values, once per distinct id
+    uniq, inv = np.unique(tokens, return_inverse=True)
+    value = ctx.contents.value
+    vals = [value(t) for t in uniq.tolist()]
+    tok = [vals[i] for i in inv.tolist()]
+    out = []
+    for addr, is_p, f, mc, t in zip((vpns << PAGE_SHIFT).tolist(), present.tolist(),
+                                    pfn.tolist(), mapcount.tolist(), tok):
+        if is_p:
+            out.append({"addr": addr, "state": "present", "frame": f, "mapcount": mc,
+                        "token": None if f == ZERO_PFN else t, "zero_page": f == ZERO_PFN})
+        else:
+            out.append({"addr": addr, "state": "swap", "frame": None, "mapcount": None,
+                        "token": t, "zero_page": False})
+    return out
+
+
+def state_dump(kernel: Any, name: str | None, event: int) -> dict:
+    """The dump object of the spec for the kernel's current state."""
+    return {"name": name, "event": event,
+            "processes": [{"pid": pid, "maps": maps_of(kernel, pid),
+                           "pages": pages_of(kernel, pid)}
+                          for pid in kernel.pids()]}
