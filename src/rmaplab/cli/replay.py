@@ -1,0 +1,168 @@
+"""``rmaplab replay``: run a trace on the model.
+
+Exit status: 0 when the trace ran to the end (differences from the trace's
+``expect`` are reported, not fatal); 2 for bad input (a bad trace line, a
+bad option), in one line as ``FILE:LINE: reason``; 1 when the model broke
+(an invariant found broken, or an unexpected failure in the core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+import traceback
+from typing import Any
+
+import orjson
+
+from rmaplab.cli.main import UsageError
+from rmaplab.config import Config, size_to_pages
+from rmaplab.show.maps import OFFSET_STYLES, maps_text
+from rmaplab.trace.reader import TraceError, read_trace
+from rmaplab.trace.replay import InvariantBroken, ModelFailure, replay
+
+EPILOG = """\
+examples:
+  rmaplab replay fork.jsonl
+      run the trace and print a summary (events, mismatches with the
+      trace's expect, processes alive, frames used, time)
+  rmaplab replay fork.jsonl --results res.jsonl --dump state.jsonl
+      write one result per event, and a state dump at every checkpoint
+      plus one at the end
+  rmaplab replay fork.jsonl.gz --check
+      validate every invariant and rmap completeness after every event
+  rmaplab replay fork.jsonl --maps --maps-offset modern
+      print each live process's /proc/PID/maps at the end
+  rmaplab replay fork.jsonl --stats --mem 64M --swap 128M --quiet
+      counters and memory use as JSON, with 64 MiB of RAM and 128 MiB of swap
+
+exit status: 0 the trace ran (mismatches included), 2 bad trace or option,
+1 the model broke (invariant or internal failure).
+The trace format is described in spec/trace-v1.md."""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "replay", help="run a trace on the model",
+        description="Replay a trace (JSON Lines, optionally .gz) on the model and "
+                    "report results, differences from the trace's expect, and state.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("trace", metavar="TRACE", help="the trace file ('-' for stdin)")
+    p.add_argument("--results", metavar="RES.jsonl",
+                   help="write one result object per event ('-' for stdout)")
+    p.add_argument("--dump", metavar="OUT.jsonl",
+                   help="write a state dump per checkpoint and one at the end ('-' for stdout)")
+    p.add_argument("--maps", action="store_true",
+                   help="print each live process's /proc/PID/maps at the end")
+    p.add_argument("--maps-offset", choices=OFFSET_STYLES, default="2.6",
+                   help="offset column of anonymous VMAs: vm_pgoff<<12 as 2.6 printed it "
+                        "(default), or 0 as modern Linux does")
+    p.add_argument("--check", action="store_true",
+                   help="check invariants and rmap completeness after every event")
+    p.add_argument("--stats", action="store_true",
+                   help="print the counters and memory/swap use as JSON on stdout")
+    p.add_argument("--scheme", metavar="NAME", default=None,
+                   help="reverse-mapping scheme (default: anon_vma)")
+    p.add_argument("--mem", metavar="SIZE", default=None,
+                   help="physical memory, e.g. 64M (default: unlimited)")
+    p.add_argument("--swap", metavar="SIZE", default=None,
+                   help="swap space, e.g. 128M (default: unlimited)")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="print no summary (errors are still printed)")
+    p.set_defaults(func=run)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    kw: dict[str, Any] = {}
+    if args.scheme is not None:
+        kw["scheme"] = args.scheme
+    if args.mem is not None:
+        kw["mem_pages"] = size_to_pages(args.mem)
+    if args.swap is not None:
+        kw["swap_pages"] = size_to_pages(args.swap)
+    return Config(**kw)   # raises ConfigError for bad values (exit 2)
+
+
+@contextlib.contextmanager
+def _output(path: str | None):
+    if path is None:
+        yield None
+    elif path == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+    else:
+        try:
+            fh = open(path, "wb")
+        except OSError as e:
+            raise UsageError(f"{path}: cannot write: {e.strerror or e}") from None
+        with fh:
+            yield fh
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from rmaplab.kernel import Kernel
+    t0 = time.perf_counter()
+    try:
+        trace = read_trace(args.trace)
+        t_read = time.perf_counter() - t0
+        kernel = Kernel(config)
+        with _output(args.results) as res, _output(args.dump) as dump:
+            report = replay(kernel, trace, results=res, dump=dump, check=args.check)
+    except TraceError as e:
+        print(f"rmaplab: {e}", file=sys.stderr)
+        return 2
+    except InvariantBroken as e:
+        print(f"rmaplab: {e}", file=sys.stderr)
+        return 1
+    except ModelFailure as e:
+        traceback.print_exception(e.__cause__, file=sys.stderr)
+        print(f"rmaplab: {e}", file=sys.stderr)
+        return 1
+    elapsed = time.perf_counter() - t0
+
+    if args.maps:
+        out = []
+        for pid in kernel.pids():
+            out.append(f"== pid {pid} ==\n")
+            out.append(maps_text(kernel.mm(pid), args.maps_offset))
+        sys.stdout.write("".join(out))
+    if args.stats:
+        sys.stdout.buffer.write(orjson.dumps(_stats(kernel), option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.flush()
+    if not args.quiet:
+        # keep stdout machine-readable when it carries JSON
+        to_stdout = not (args.stats or args.results == "-" or args.dump == "-")
+        _summary(trace, kernel, report, t_read, elapsed, sys.stdout if to_stdout else sys.stderr)
+    return 0
+
+
+def _stats(kernel: Any) -> dict:
+    mem, swap = kernel.mem, kernel.ctx.swap
+    return {"counters": kernel.stat.as_dict(),
+            "mem": {"pages_used": int(mem.nr_used), "pages_total": mem.totalram},
+            "swap": {"pages_used": int(swap.inuse_pages), "pages_total": swap.limit},
+            "processes": len(kernel.pids())}
+
+
+def _summary(trace: Any, kernel: Any, report: Any, t_read: float, elapsed: float,
+             out: Any) -> None:
+    mem = kernel.mem
+    total = "unlimited" if mem.totalram is None else str(mem.totalram)
+    lines = [f"{trace.filename}: {report.events} events, {report.mismatches} "
+             f"mismatch{'es' if report.mismatches != 1 else ''} with expect",
+             f"processes alive: {len(kernel.pids())}; frames used: {mem.nr_used} "
+             f"(of {total}); swap used: {kernel.ctx.swap.inuse_pages}",
+             f"time: {elapsed:.3f}s ({t_read:.3f}s reading, {report.elapsed:.3f}s replaying)"]
+    for m in report.first_mismatches[:5]:
+        lines.append(f"  {trace.filename}:{m['line']}: event {m['event']} {m['op']}: "
+                     f"got {_j(m['result'])}, expected {_j(m['expect'])}")
+    if report.mismatches > 5:
+        lines.append(f"  ... and {report.mismatches - 5} more (see --results)")
+    out.write("\n".join(lines) + "\n")
+
+
+def _j(v: Any) -> str:
+    return orjson.dumps(v).decode()
