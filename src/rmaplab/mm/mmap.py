@@ -151,24 +151,22 @@ def vma_adjust(ctx: Any, vma: VmAreaStruct, start: int, end: int, pgoff: int,
     remove_next = 0
     adjust_next = 0
     anon_vma = None
+    exporter = None
     if nxt is not None and insert is None:
         if end >= nxt.vm_end:
             remove_next = 1 + (end > nxt.vm_end)
             end = nxt.vm_end
-            anon_vma = nxt.anon_vma
-            importer = vma
+            anon_vma, importer, exporter = nxt.anon_vma, vma, nxt
         elif end > nxt.vm_start:
             adjust_next = (end - nxt.vm_start) >> PAGE_SHIFT
-            anon_vma = nxt.anon_vma
-            importer = vma
+            anon_vma, importer, exporter = nxt.anon_vma, vma, nxt
         elif end < vma.vm_end:
             adjust_next = -((vma.vm_end - end) >> PAGE_SHIFT)
-            anon_vma = nxt.anon_vma
-            importer = nxt
+            anon_vma, importer, exporter = nxt.anon_vma, nxt, vma
     if vma.anon_vma is not None:
         anon_vma = vma.anon_vma
     if anon_vma is not None and importer is not None and ctx.config.vma_adjust_importer:
-        ctx.scheme.vma_import(importer, anon_vma)
+        ctx.scheme.vma_import(importer, anon_vma, exporter)
     f = vma.vm_file
     if f is not None:
         f.i_mmap.remove(vma)
@@ -199,7 +197,7 @@ def vma_adjust(ctx: Any, vma: VmAreaStruct, start: int, end: int, pgoff: int,
             remove_next = 1 + (end > nxt.vm_end)
             end = nxt.vm_end
             if ctx.config.vma_adjust_importer:
-                ctx.scheme.vma_import(vma, nxt.anon_vma)
+                ctx.scheme.vma_import(vma, nxt.anon_vma, nxt)
             vma.vm_end = end
             if f is not None:
                 f.i_mmap.remove(vma)
@@ -214,6 +212,7 @@ def split_vma(ctx: Any, mm: MmStruct, vma: VmAreaStruct, addr: int, new_below: b
     if mm.map_count >= mm.max_map_count:
         raise SyscallError("ENOMEM", "split_vma: map_count at max_map_count")
     new = vma.copy()
+    ctx.scheme.vma_clone(new, vma)
     if new_below:
         new.vm_end = addr
         vma_adjust(ctx, vma, addr, vma.vm_end, vma.vm_pgoff + ((addr - new.vm_start) >> PAGE_SHIFT), new)
@@ -523,6 +522,7 @@ def copy_vma(ctx: Any, vma: VmAreaStruct, addr: int, length: int,
         return new, vma
     new = vma.copy()
     new.vm_start, new.vm_end, new.vm_pgoff = addr, addr + length, pgoff
+    ctx.scheme.vma_clone(new, vma)
     vma_link(ctx, mm, new)
     return new, vma
 

@@ -121,7 +121,7 @@ class AnonVmaScheme(RmapScheme):
         gone.anon_vma.list_del(gone)
         # The list cannot be empty: ``vma`` is on it.
 
-    def vma_import(self, importer: Any, anon_vma: Any) -> None:
+    def vma_import(self, importer: Any, anon_vma: Any, exporter: Any = None) -> None:
         if importer.anon_vma is None and anon_vma is not None:
             importer.anon_vma = anon_vma
             self.st.lock_anon_vma += 1

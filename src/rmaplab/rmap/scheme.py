@@ -83,9 +83,14 @@ class RmapScheme:
     def vma_absorb(self, vma: Any, gone: Any) -> None:
         """``gone`` was merged into ``vma`` (``__anon_vma_merge``)."""
 
-    def vma_import(self, importer: Any, anon_vma: Any) -> None:
-        """``vma_adjust`` hands pages to ``importer``, which must be able to
-        find them: give it ``anon_vma`` if it has none."""
+    def vma_clone(self, new: Any, src: Any) -> None:
+        """``new`` was just made as a copy of ``src`` (split_vma, copy_vma
+        for mremap), before it is linked (anon_vma_clone's moment)."""
+
+    def vma_import(self, importer: Any, anon_vma: Any, exporter: Any = None) -> None:
+        """``vma_adjust`` hands pages of ``exporter`` to ``importer``, which
+        must be able to find them: give it ``anon_vma`` if it has none
+        (dup_anon_vma)."""
 
     def vma_fork(self, child: Any, parent: Any) -> None:
         """``child`` is the fork copy of ``parent`` (dup_mmap)."""
