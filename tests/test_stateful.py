@@ -1,0 +1,514 @@
+"""Stateful random testing of the whole kernel model against a reference.
+
+A Hypothesis ``RuleBasedStateMachine`` drives random system calls, page
+touches, forks, execs and exits on up to ``MAX_PROCS`` processes, applies
+each one to the model (``rmaplab.kernel.Kernel``) and to the naive reference
+of ``tests/refmodel.py``, and compares results: return values and errnos,
+SIGSEGV/SIGBUS and where they hit, and every token read back. After every
+step it checks the kernel's own invariants (``validate``), rmap
+completeness (``check_rmap_complete``), that the VMA layout agrees page by
+page with the reference (prot, private/shared, backing object and offset,
+VM_LOCKED, brk) and that every resident page holds what the reference says
+the process would read. Teardown exits every process and checks for leaks.
+
+Addresses. Rules name pages, not addresses, so programs stay readable:
+
+- pages 0..23 are the *near* window, page p at ``START_BRK - 8 pages + p``;
+  the heap (brk) starts at near page 8 and grows into the window, where
+  MAP_FIXED mappings can collide with it;
+- pages 1000..1015 are the *far* window, page p at
+  ``TASK_UNMAPPED_BASE + (p - 1000) pages``; non-fixed mmaps and mremap
+  moves land there (the model tracks wherever they land).
+
+Files: ``f0`` is 6 pages, ``f1`` is 2.5 pages (3 pages readable); page i of
+a file reads ``"<name>:<i>"`` until written through a shared mapping.
+
+Running:
+
+- default (about 20-30 s)::
+
+      cd /work/main && python -m pytest -q tests/test_stateful.py
+
+- long run, at least 100 000 steps (a few tens of minutes)::
+
+      cd /work/main && RMAPLAB_STRESS_STEPS=100000 python -m pytest -q tests/test_stateful.py
+
+  ``RMAPLAB_STRESS_STEPS=N`` runs at least N rule steps in total; the number
+  actually run is printed at the end (``-s`` shows it).
+
+A failure prints a replayable program (``state = RmapMachine()`` followed
+by one ``state.<rule>(...)`` per step); paste it into a test to replay it.
+
+Tiny memory: the machine takes its ``Config`` from ``CONFIG_KW`` and has a
+``reclaim`` rule gated by ``RECLAIM`` (enabled only when ``Kernel.reclaim``
+exists); ``ALLOW_OOM`` lets an OOM kill (result ``"SIGKILL"``) retire a
+process instead of failing. A tiny-memory variant is one subclass::
+
+    class TinyMemoryMachine(RmapMachine):
+        CONFIG_KW = dict(mem_pages=32, swap_pages=256)
+        RECLAIM = True
+        ALLOW_OOM = True
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (Bundle, RuleBasedStateMachine, consumes, initialize, invariant,
+                                 precondition, rule)
+
+from refmodel import ANON, PRIVATE, SHARED, Err, RefModel
+from rmaplab.asm.page import PAGE_SHIFT, PAGE_SIZE, TASK_UNMAPPED_BASE
+from rmaplab.check import check_no_leaks, check_rmap_complete, validate
+from rmaplab.config import Config
+from rmaplab.errors import SyscallError
+from rmaplab.kernel.system import START_BRK, Kernel
+from rmaplab.mm.mm_types import VM_EXEC, VM_LOCKED, VM_MAYSHARE, VM_READ, VM_WRITE
+
+# -- address windows -----------------------------------------------------------------
+
+NEAR_PAGES = 24
+HEAP_PAGE = 8                                   # near page of START_BRK
+NEAR_VPN = (START_BRK >> PAGE_SHIFT) - HEAP_PAGE
+FAR_OFF, FAR_PAGES = 1000, 16
+FAR_VPN = TASK_UNMAPPED_BASE >> PAGE_SHIFT
+
+
+def vpn_of(page: int) -> int:
+    return NEAR_VPN + page if page < FAR_OFF else FAR_VPN + page - FAR_OFF
+
+
+def addr_of(page: int) -> int:
+    return vpn_of(page) << PAGE_SHIFT
+
+
+def page_name(vpn: int) -> str:
+    """A vpn as the page number rules use (for messages)."""
+    if 0 <= vpn - NEAR_VPN < FAR_OFF:
+        return f"page {vpn - NEAR_VPN}"
+    if 0 <= vpn - FAR_VPN:
+        return f"page {vpn - FAR_VPN + FAR_OFF}"
+    return f"vpn {vpn:#x}"
+
+
+FILES = {"f0": 6 * PAGE_SIZE, "f1": 5 * PAGE_SIZE // 2}
+
+pages = st.one_of(st.integers(0, NEAR_PAGES - 1), st.integers(FAR_OFF, FAR_OFF + FAR_PAGES - 1))
+npages = st.integers(1, 6)
+# "-w-" is left out: a read of a write-only page succeeds only when a pte
+# happens to be present (x86), which the reference cannot know.
+prots = st.sampled_from(["rw-", "r--", "---", "rwx", "r-x", "--x", "-wx"])
+backings = st.sampled_from(["anon", "f0", "f1"])
+sharing = st.sampled_from(["private", "shared"])
+extras = st.sampled_from(["", "", "", "locked", "populate"])
+advices = st.sampled_from(["dontneed", "dontneed", "normal", "random", "sequential", "willneed"])
+
+_PROT_BITS = VM_READ | VM_WRITE | VM_EXEC
+
+#: Exploration aid: ``RMAPLAB_AVOID_KNOWN_BUGS=1`` steers around inputs that
+#: trigger the model bugs already documented in tests/test_regressions.py,
+#: so a run can find the next one. The default run never avoids anything.
+AVOID_KNOWN_BUGS = os.environ.get("RMAPLAB_AVOID_KNOWN_BUGS", "") not in ("", "0")
+
+
+def prot_str(vm_flags: int) -> str:
+    return ("r" if vm_flags & VM_READ else "-") + ("w" if vm_flags & VM_WRITE else "-") + \
+        ("x" if vm_flags & VM_EXEC else "-")
+
+
+class RmapMachine(RuleBasedStateMachine):
+    #: keyword arguments of the kernel's Config (tiny-memory variants set
+    #: mem_pages/swap_pages here)
+    CONFIG_KW: dict[str, Any] = {}
+    #: run the ``reclaim`` rule (needs ``Kernel.reclaim``)
+    RECLAIM = False
+    #: an OOM kill retires the process instead of failing the test
+    ALLOW_OOM = False
+    MAX_PROCS = 4
+
+    #: rule steps run by all instances (for the long run's report)
+    steps_run = 0
+
+    procs = Bundle("procs")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.k = Kernel(Config(**self.CONFIG_KW))
+        self.ref = RefModel(START_BRK)
+        for name, size in FILES.items():
+            self.k.declare_file(name, size)
+            self.ref.declare_file(name, size)
+        self.next_pid = 1
+        self.ntokens = 0
+        self.shm: dict[int, Any] = {}      # id(ref Obj) -> (ref Obj, kernel File)
+        self.shm_back: dict[int, Any] = {}   # id(kernel File) -> ref Obj
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _step(self) -> None:
+        type(self).steps_run += 1
+
+    def _alive(self, pid: int) -> bool:
+        """False only for a process the OOM killer took (ALLOW_OOM)."""
+        return pid in self.ref.procs
+
+    def _call(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        try:
+            out = fn(*args, **kw)
+        except SyscallError as e:
+            return Err(e.errno)
+        return out
+
+    def _killed(self, pid: int, result: Any) -> bool:
+        if result != "SIGKILL":
+            return False
+        assert self.ALLOW_OOM, f"pid {pid} was OOM-killed with unlimited memory"
+        self.ref.exit(pid)
+        return True
+
+    def _vma_end_oracle(self, pid: int) -> Any:
+        """vpn -> end vpn of the VMA holding it, from the layout *now*."""
+        spans = [(v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT) for v in self.k.mm(pid).mmap]
+
+        def vma_end(vpn: int) -> int:
+            for s, e in spans:
+                if s <= vpn < e:
+                    return e
+            raise AssertionError(f"no VMA holds {page_name(vpn)} but the reference maps it")
+        return vma_end
+
+    def _token(self) -> str:
+        self.ntokens += 1
+        return f"t{self.ntokens}"
+
+    @staticmethod
+    def _expect(what: str, got: Any, want: Any) -> None:
+        assert got == want, f"{what}: model gave {got!r}, reference expects {want!r}"
+
+    # -- processes -----------------------------------------------------------------
+
+    @initialize(target=procs)
+    def init(self) -> int:
+        return self.spawn_()
+
+    def spawn_(self) -> int:
+        pid = self.next_pid
+        self.next_pid += 1
+        self.k.spawn(pid)
+        self.ref.spawn(pid)
+        return pid
+
+    @precondition(lambda self: len(self.ref.procs) < self.MAX_PROCS)
+    @rule(target=procs)
+    def spawn(self) -> int:
+        self._step()
+        return self.spawn_()
+
+    @precondition(lambda self: len(self.ref.procs) < self.MAX_PROCS)
+    @rule(target=procs, parent=procs)
+    def fork(self, parent: int) -> int:
+        self._step()
+        if not self._alive(parent):
+            return -1
+        child = self.next_pid
+        self.next_pid += 1
+        self.k.fork(parent, child)
+        self.ref.fork(parent, child)
+        return child
+
+    @rule(pid=consumes(procs))
+    def exit(self, pid: int) -> None:
+        self._step()
+        if not self._alive(pid):
+            return
+        self.k.exit(pid)
+        self.ref.exit(pid)
+
+    @rule(pid=procs)
+    def exec(self, pid: int) -> None:
+        self._step()
+        if not self._alive(pid):
+            return
+        self.k.exec(pid)
+        self.ref.exec(pid)
+
+    # -- mmap / munmap ---------------------------------------------------------------
+
+    @rule(pid=procs, page=pages, n=npages, prot=prots, share=sharing, backing=backings,
+          file_page=st.integers(0, 7), extra=extras)
+    def mmap_fixed(self, pid: int, page: int, n: int, prot: str, share: str, backing: str,
+                   file_page: int, extra: str) -> None:
+        self._step()
+        if not self._alive(pid):
+            return
+        flags = [share, "fixed"] + ([extra] if extra else [])
+        file = None if backing == "anon" else backing
+        if file is None:
+            flags.append("anonymous")
+        got = self._call(self.k.mmap, pid, addr_of(page), n * PAGE_SIZE, prot, flags,
+                         file=file, offset=file_page * PAGE_SIZE if file else 0)
+        if self._killed(pid, got):
+            return
+        self._expect("mmap", got, addr_of(page))
+        self.ref.mmap(pid, vpn_of(page), n, prot, share == "shared", file,
+                      file_page if file else 0, locked=extra == "locked")
+
+    @rule(pid=procs, n=npages, prot=prots, share=sharing, backing=backings,
+          file_page=st.integers(0, 7), hint=st.none() | pages)
+    def mmap_anywhere(self, pid: int, n: int, prot: str, share: str, backing: str,
+                      file_page: int, hint: int | None) -> None:
+        self._step()
+        if not self._alive(pid):
+            return
+        flags = [share]
+        file = None if backing == "anon" else backing
+        if file is None:
+            flags.append("anonymous")
+        got = self._call(self.k.mmap, pid, None if hint is None else addr_of(hint), n * PAGE_SIZE,
+                         prot, flags, file=file, offset=file_page * PAGE_SIZE if file else 0)
+        assert isinstance(got, int) and got % PAGE_SIZE == 0, f"mmap gave {got!r}"
+        vpn = got >> PAGE_SHIFT
+        assert not any(self.ref.mapped(pid, vpn, n)), \
+            f"non-fixed mmap returned {page_name(vpn)}, which overlaps a mapping"
+        if hint is not None and not any(self.ref.mapped(pid, vpn_of(hint), n)):
+            self._expect("mmap with a free hint", got, addr_of(hint))
+        self.ref.mmap(pid, vpn, n, prot, share == "shared", file, file_page if file else 0)
+
+    @rule(pid=procs, page=pages, n=npages)
+    def munmap(self, pid: int, page: int, n: int) -> None:
+        self._step()
+        if not self._alive(pid):
+            return
+        got = self._call(self.k.munmap, pid, addr_of(page), n * PAGE_SIZE)
+        self._expect("munmap", got, self.ref.munmap(pid, vpn_of(page), n))
+
+    # -- mprotect / madvise / mlock --------------------------------------------------
+
+    @rule(pid=procs, page=pages, n=npages, prot=prots)
+    def mprotect(self, pid: int, page: int, n: int, prot: str) -> None:
+        self._step()
+        if not self._alive(pid):
+            return
+        got = self._call(self.k.mprotect, pid, addr_of(page), n * PAGE_SIZE, prot)
+        self._expect("mprotect", got, self.ref.mprotect(pid, vpn_of(page), n, prot))
+
+    @rule(pid=procs, page=pages, n=npages, advice=advices)
+    def madvise(self, pid: int, page: int, n: int, advice: str) -> None:
+        self._step()
+        if not self._alive(pid):
+            return
+        got = self._call(self.k.madvise, pid, addr_of(page), n * PAGE_SIZE, advice)
+        self._expect(f"madvise {advice}", got, self.ref.madvise(pid, vpn_of(page), n, advice))
+
+    @rule(pid=procs, page=pages, n=npages)
+    def mlock(self, pid: int, page: int, n: int) -> None:
+        self._step()
+        if not self._alive(pid):
+            return
+        if AVOID_KNOWN_BUGS and self._mlock_bug(pid, page, n):
+            return
+        oracle = self._vma_end_oracle(pid)
+        got = self._call(self.k.mlock, pid, addr_of(page), n * PAGE_SIZE)
+        if self._killed(pid, got):
+            return
+        self._expect("mlock", got, self.ref.mlock(pid, vpn_of(page), n, True, oracle))
+
+    def _mlock_bug(self, pid: int, page: int, n: int) -> bool:
+        """Known bug 1: mlock of a VMA without VM_READ|VM_WRITE, or of
+        file pages beyond EOF, succeeds in the model."""
+        pgs = self.ref.procs[pid].pages
+        return any(pg.beyond_eof() or ("r" not in pg.prot and "w" not in pg.prot)
+                   for v in range(vpn_of(page), vpn_of(page) + n) if (pg := pgs.get(v)))
+
+    @rule(pid=procs, page=pages, n=npages)
+    def munlock(self, pid: int, page: int, n: int) -> None:
+        self._step()
+        if not self._alive(pid):
+            return
+        oracle = self._vma_end_oracle(pid)
+        got = self._call(self.k.munlock, pid, addr_of(page), n * PAGE_SIZE)
+        self._expect("munlock", got, self.ref.mlock(pid, vpn_of(page), n, False, oracle))
+
+    # -- brk / mremap -----------------------------------------------------------------
+
+    @rule(pid=procs, page=st.integers(0, NEAR_PAGES), byte=st.sampled_from([0, 0, 1, 2048]))
+    def brk(self, pid: int, page: int, byte: int) -> None:
+        self._step()
+        if not self._alive(pid):
+            return
+        new = addr_of(page) + byte
+        got = self._call(self.k.brk, pid, new)
+        self._expect("brk", got, self.ref.brk(pid, new))
+
+    def _mremap(self, pid: int, page: int, old_n: int, new_n: int, flags: list[str],
+                new_page: int | None) -> None:
+        oracle = self._vma_end_oracle(pid)
+        got = self._call(self.k.mremap, pid, addr_of(page), old_n * PAGE_SIZE,
+                         new_n * PAGE_SIZE, flags, None if new_page is None else addr_of(new_page))
+        if self._killed(pid, got):
+            return
+
+        def placed() -> int:
+            assert isinstance(got, int) and got % PAGE_SIZE == 0, \
+                f"mremap should have moved the mapping but gave {got!r}"
+            return got >> PAGE_SHIFT
+
+        want = self.ref.mremap(pid, vpn_of(page), old_n, new_n, "maymove" in flags,
+                               "fixed" in flags, None if new_page is None else vpn_of(new_page),
+                               oracle, placed)
+        if isinstance(want, int):
+            want <<= PAGE_SHIFT
+        self._expect("mremap", got, want)
+
+    @rule(pid=procs, page=pages, old_n=npages, new_n=npages, maymove=st.booleans())
+    def mremap(self, pid: int, page: int, old_n: int, new_n: int, maymove: bool) -> None:
+        self._step()
+        if not self._alive(pid):
+            return
+        self._mremap(pid, page, old_n, new_n, ["maymove"] if maymove else [], None)
+
+    @rule(pid=procs, page=pages, old_n=npages, new_n=npages, new_page=pages,
+          maymove=st.sampled_from([True, True, True, False]))
+    def mremap_fixed(self, pid: int, page: int, old_n: int, new_n: int, new_page: int,
+                     maymove: bool) -> None:
+        self._step()
+        if not self._alive(pid):
+            return
+        self._mremap(pid, page, old_n, new_n, ["maymove", "fixed"] if maymove else ["fixed"],
+                     new_page)
+
+    # -- the CPU ------------------------------------------------------------------------
+
+    def _touch(self, pid: int, page: int, n: int, write: bool) -> None:
+        token = self._token() if write else None
+        got = self.k.touch(pid, addr_of(page), n * PAGE_SIZE, "w" if write else "r", token)
+        if self._killed(pid, got.result):
+            return
+        res, reads, fault = self.ref.touch(pid, vpn_of(page), n, write, token)
+        what = f"{'write' if write else 'read'} of {n} pages at {page_name(vpn_of(page))}"
+        self._expect(f"{what}: result", got.result, res)
+        if fault is not None:
+            self._expect(f"{what}: fault address", got.fault_addr, fault << PAGE_SHIFT)
+        if not write:
+            self._expect(f"{what}: data", got.read, reads)
+
+    @rule(pid=procs, page=pages, n=npages)
+    def write(self, pid: int, page: int, n: int) -> None:
+        self._step()
+        if self._alive(pid):
+            self._touch(pid, page, n, True)
+
+    @rule(pid=procs, page=pages, n=npages)
+    def read(self, pid: int, page: int, n: int) -> None:
+        self._step()
+        if self._alive(pid):
+            self._touch(pid, page, n, False)
+
+    @precondition(lambda self: self.RECLAIM and hasattr(self.k, "reclaim"))
+    @rule(n=st.integers(1, 16))
+    def reclaim(self, n: int) -> None:
+        """Memory pressure (tiny-memory variants only): reclaim may swap
+        pages out; nothing a process sees may change."""
+        self._step()
+        got = self.k.reclaim(n)  # type: ignore[attr-defined]
+        for pid in list(self.ref.procs):
+            if pid not in self.k.tasks:
+                self._killed(pid, "SIGKILL")
+        del got
+
+    # -- invariants ------------------------------------------------------------------
+
+    @invariant()
+    def kernel_invariants(self) -> None:
+        scan = validate(self.k)
+        check_rmap_complete(self.k, scan)
+
+    @invariant()
+    def layout_matches_reference(self) -> None:
+        """Every VMA page is a reference page with the same prot, sharing,
+        backing object and offset, and lock state; and nothing else is."""
+        self._expect("live processes", sorted(self.k.pids()), sorted(self.ref.procs))
+        for pid, proc in self.ref.procs.items():
+            mm = self.k.mm(pid)
+            self._expect(f"pid {pid} brk", mm.brk, proc.brk)
+            seen = 0
+            for vma in mm.mmap:
+                s, e = vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT
+                seen += e - s
+                for vpn in range(s, e):
+                    pg = proc.pages.get(vpn)
+                    where = f"pid {pid} {page_name(vpn)} in {vma!r}"
+                    assert pg is not None, f"{where}: mapped, but the reference has no page there"
+                    assert prot_str(vma.vm_flags) == pg.prot, f"{where}: reference prot {pg.prot}"
+                    assert bool(vma.vm_flags & VM_LOCKED) == pg.locked, \
+                        f"{where}: reference locked={pg.locked}"
+                    assert bool(vma.vm_flags & VM_MAYSHARE) == (pg.kind == SHARED), \
+                        f"{where}: reference kind {pg.kind}"
+                    f = vma.vm_file
+                    if pg.kind == ANON:
+                        assert f is None, f"{where}: reference says private anonymous"
+                        continue
+                    assert f is not None, f"{where}: reference says backed by {pg.obj!r}"
+                    self._expect(f"{where}: file offset", vma.vm_pgoff + vpn - s, pg.index)
+                    if pg.obj.shmem:
+                        assert f.shmem, f"{where}: reference says shmem"
+                        ref_obj, kf = self.shm.setdefault(id(pg.obj), (pg.obj, f))
+                        other = self.shm_back.setdefault(id(f), pg.obj)
+                        assert kf is f and other is pg.obj, \
+                            f"{where}: shmem segments of the model and reference do not pair up"
+                    else:
+                        self._expect(f"{where}: file", f.name, pg.obj.name)
+            self._expect(f"pid {pid} mapped pages", seen, len(proc.pages))
+
+    @invariant()
+    def resident_data_matches_reference(self) -> None:
+        """Every present pte maps the content the process would read."""
+        for pid, proc in self.ref.procs.items():
+            mm = self.k.mm(pid)
+            for vma in mm.mmap:
+                vpns, ptes = mm.pgd.populated(vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT)
+                for vpn, pte in zip(vpns.tolist(), ptes.tolist()):
+                    if not pte & 1:
+                        continue
+                    pg = proc.pages[vpn]
+                    self._expect(f"pid {pid} resident {page_name(vpn)} ({pg.kind})",
+                                 self.k.read_page(pid, vpn << PAGE_SHIFT), pg.content())
+
+    def teardown(self) -> None:
+        for pid in list(self.k.pids()):
+            self.k.exit(pid)
+        check_no_leaks(self.k)
+
+
+# -- settings ----------------------------------------------------------------------------
+
+STEPS_PER_EXAMPLE = 50
+_stress = int(os.environ.get("RMAPLAB_STRESS_STEPS", "0") or 0)
+if _stress:
+    STEPS_PER_EXAMPLE = 100
+    MAX_EXAMPLES = math.ceil(_stress / STEPS_PER_EXAMPLE * 1.15)
+else:
+    MAX_EXAMPLES = 150
+
+RmapMachine.TestCase.settings = settings(
+    max_examples=MAX_EXAMPLES, stateful_step_count=STEPS_PER_EXAMPLE, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+def test_rmap_machine() -> None:
+    RmapMachine.steps_run = 0
+    RmapMachine.TestCase().runTest()
+    if _stress:
+        print(f"\nRmapMachine: {RmapMachine.steps_run} steps in {MAX_EXAMPLES} examples")
+        assert RmapMachine.steps_run >= _stress, \
+            f"only {RmapMachine.steps_run} steps ran; raise MAX_EXAMPLES"
+
+
+if __name__ == "__main__":
+    pytest.main([__file__, "-q"])
