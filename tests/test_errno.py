@@ -279,8 +279,6 @@ def test_mp2_prot_sem_is_accepted_and_ignored(k):
     assert prot_of(k, 0) == VM_READ
 
 
-@pytest.mark.xfail(strict=True, reason="model bug: PROT_GROWSDOWN is treated as an unknown "
-                   "bit instead of extending the range down to vm_start")
 def test_mp2_prot_growsdown_extends_to_vma_start(k):
     # 2.6.11: with PROT_GROWSDOWN, start becomes vma->vm_start (the VMA
     # must have VM_GROWSDOWN).
@@ -327,8 +325,6 @@ def test_mp3_start_in_hole_changes_nothing(k):
     assert snapshot(k) == before
 
 
-@pytest.mark.xfail(strict=True, reason="model bug: start+len is not computed modulo 2**64, "
-                   "so an overflowing range is applied to the VMAs up to the first hole")
 def test_mp4_range_overflow_is_enomem_and_changes_nothing(k):
     # end = start + PAGE_ALIGN(len) wraps below start: ENOMEM at step 3,
     # before any VMA is looked at.
@@ -685,8 +681,6 @@ def test_ma5_willneed_on_anonymous_memory_is_ebadf(k):
     check(k)
 
 
-@pytest.mark.xfail(strict=True, reason="model bug: madvise's length rounding does not wrap "
-                   "at 2**64, so a len that rounds to 0 is not EINVAL")
 def test_ma6_length_rounding_to_zero_is_einval(k):
     mapx(k, 0, 2)
     write(k, 0, 2, "a")
@@ -740,8 +734,6 @@ def test_mlock_rounds_start_down_without_error(k):
     check(k)
 
 
-@pytest.mark.xfail(strict=True, reason="model bug: do_mlock's start+len does not wrap at "
-                   "2**64, so an overflowing range locks VMAs and ends in ENOMEM")
 def test_ml4_range_overflow_is_einval(k):
     mapx(k, 0, 2)
     before = snapshot(k)

@@ -21,8 +21,13 @@ PTRS_PER_PTE = 512
 PMD_SHIFT = PAGE_SHIFT + 9
 
 
+#: ``unsigned long`` is 64 bits: user-supplied lengths wrap as in C.
+ULONG_MASK = (1 << 64) - 1
+
+
 def PAGE_ALIGN(addr: int) -> int:
-    return (addr + PAGE_SIZE - 1) & PAGE_MASK
+    """Round up to a page, wrapping at 2**64 like the C macro."""
+    return (addr + PAGE_SIZE - 1) & PAGE_MASK & ULONG_MASK
 
 
 def pages(nbytes: int) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rmaplab.asm.page import PAGE_MASK, PAGE_SIZE
+from rmaplab.asm.page import PAGE_MASK, PAGE_SIZE, ULONG_MASK
 from rmaplab.errors import SyscallError
 from rmaplab.mm.memory import find_or_read_pages, zap_page_range
 from rmaplab.mm.mlock import split_range
@@ -51,10 +51,10 @@ def madvise_vma(ctx: Any, vma: VmAreaStruct, start: int, end: int, behavior: int
 def sys_madvise(ctx: Any, mm: MmStruct, start: int, length: int, behavior: int) -> int:
     if start & ~PAGE_MASK:
         raise SyscallError("EINVAL", "start not page aligned")
-    rlen = (length + PAGE_SIZE - 1) & PAGE_MASK
+    rlen = (length + PAGE_SIZE - 1) & PAGE_MASK & ULONG_MASK
     if length and not rlen:
         raise SyscallError("EINVAL", "length overflows")
-    end = start + rlen
+    end = (start + rlen) & ULONG_MASK
     if end < start:
         raise SyscallError("EINVAL", "range wraps")
     if end == start:

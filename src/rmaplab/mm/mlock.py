@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rmaplab.asm.page import PAGE_ALIGN, PAGE_MASK
+from rmaplab.asm.page import PAGE_ALIGN, PAGE_MASK, ULONG_MASK
 from rmaplab.errors import SyscallError
 from rmaplab.mm.mm_types import VM_EXEC, VM_LOCKED, VM_READ, MmStruct, VmAreaStruct
 from rmaplab.mm.mmap import make_pages_present, split_vma
@@ -51,7 +51,7 @@ def do_mlock(ctx: Any, mm: MmStruct, start: int, length: int, on: bool) -> int:
     RLIMIT_MEMLOCK is unlimited (the 2.6.7 default), so no limit applies."""
     length = PAGE_ALIGN(length + (start & ~PAGE_MASK))
     start &= PAGE_MASK
-    end = start + length
+    end = (start + length) & ULONG_MASK
     if end < start:
         raise SyscallError("EINVAL", "range wraps")
     if end == start:

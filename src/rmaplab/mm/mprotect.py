@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from rmaplab.asm.page import PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT
+from rmaplab.asm.page import PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT, ULONG_MASK
 from rmaplab.asm.pgtable import _PAGE_PRESENT, _PAGE_RW
 from rmaplab.errors import SyscallError
-from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_PROT_MASK, VM_SHARED, VM_WRITE, MmStruct,
-                                 VmAreaStruct)
+from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_GROWSDOWN, VM_GROWSUP, VM_PROT_MASK, VM_SHARED,
+                                 VM_WRITE, MmStruct, VmAreaStruct)
 from rmaplab.mm.mmap import split_vma, vma_merge
 
 
@@ -73,22 +73,47 @@ def mprotect_fixup(ctx: Any, vma: VmAreaStruct, prev: VmAreaStruct | None, start
     return vma
 
 
+PROT_SEM = 0x8
+PROT_GROWSDOWN = 0x01000000
+PROT_GROWSUP = 0x02000000
+
+
 def sys_mprotect(ctx: Any, mm: MmStruct, start: int, length: int, prot: int) -> int:
     """``sys_mprotect``: EINVAL for an unaligned start, ENOMEM for a hole,
-    EACCES for a right the VMA may not have (VM_MAY* bits)."""
+    EACCES for a right the VMA may not have (VM_MAY* bits). PROT_SEM is
+    accepted and ignored; PROT_GROWSDOWN/UP stretch the range to the VMA's
+    start/end."""
+    grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP)
+    prot &= ~grows
+    if grows == PROT_GROWSDOWN | PROT_GROWSUP:
+        raise SyscallError("EINVAL", "both PROT_GROWSDOWN and PROT_GROWSUP")
     if start & ~PAGE_MASK:
         raise SyscallError("EINVAL", "start not page aligned")
     length = PAGE_ALIGN(length)
-    end = start + length
+    end = (start + length) & ULONG_MASK
     if end < start:
         raise SyscallError("ENOMEM", "range wraps")
-    if prot & ~VM_PROT_MASK:
+    if prot & ~(VM_PROT_MASK | PROT_SEM):
         raise SyscallError("EINVAL", "unknown prot bits")
+    prot &= VM_PROT_MASK
     if end == start:
         return 0
     vma, prev = mm.find_vma_prev(start)
-    if vma is None or vma.vm_start > start:
+    if vma is None:
         raise SyscallError("ENOMEM", "start is not mapped")
+    if grows & PROT_GROWSDOWN:
+        if vma.vm_start >= end:
+            raise SyscallError("ENOMEM", "no VMA below end")
+        start = vma.vm_start
+        if not vma.vm_flags & VM_GROWSDOWN:
+            raise SyscallError("EINVAL", "PROT_GROWSDOWN on a VMA that does not grow down")
+    else:
+        if vma.vm_start > start:
+            raise SyscallError("ENOMEM", "start is not mapped")
+        if grows & PROT_GROWSUP:
+            end = vma.vm_end
+            if not vma.vm_flags & VM_GROWSUP:
+                raise SyscallError("EINVAL", "PROT_GROWSUP on a VMA that does not grow up")
     if start > vma.vm_start:
         prev = vma
     nstart = start
