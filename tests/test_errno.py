@@ -269,8 +269,6 @@ def test_mp2_unknown_prot_bits_and_both_grows(k):
     assert snapshot(k) == before
 
 
-@pytest.mark.xfail(strict=True, reason="model bug: sys_mprotect rejects PROT_SEM (0x8), "
-                   "which 2.6.11 accepts and ignores")
 def test_mp2_prot_sem_is_accepted_and_ignored(k):
     # 2.6.11 sys_mprotect: prot & ~(READ|WRITE|EXEC|SEM) -> EINVAL; PROT_SEM
     # itself is allowed and calc_vm_prot_bits ignores it.
