@@ -74,6 +74,7 @@ def test_mm2_length_zero_is_einval_from_2612():
     k = new_kernel(mmap_len0_einval=True)
     assert errno_of(k.mmap, 1, addr(3), 0, "rw-", ["private", "anonymous", "fixed"]) == "EINVAL"
     assert k.mm(1).mmap == []
+    check(k)
 
 
 def test_mm3_length_or_offset_out_of_range(k):
@@ -95,6 +96,7 @@ def test_mm4_unaligned_offset(k):
     # sys_mmap checks the offset before it even looks at MAP_ANONYMOUS
     assert errno_of(k.mmap, 1, None, P, "rw-", ["private", "anonymous"], offset=100) == "EINVAL"
     assert k.mm(1).mmap == []
+    check(k)
 
 
 def test_mm5_fixed_unaligned_addr_leaves_existing_mapping(k):
@@ -172,6 +174,7 @@ def test_mm13_shared_writable_mapping_of_readonly_fd_is_eacces(k):
     k.declare_file("f", 2 * P)
     assert errno_of(_mmap_readonly_fd, k, 0, 1, "rw-", True) == "EACCES"
     assert k.mm(1).mmap == []
+    check(k)
 
 
 # ==================================================================== munmap
@@ -257,6 +260,7 @@ def test_mp1_unaligned_start(k):
     before = snapshot(k)
     assert errno_of(k.mprotect, 1, addr(0) + 1, P, "r--") == "EINVAL"
     assert snapshot(k) == before
+    check(k)
 
 
 def test_mp2_unknown_prot_bits_and_both_grows(k):
@@ -267,6 +271,7 @@ def test_mp2_unknown_prot_bits_and_both_grows(k):
     # PROT_GROWSDOWN on a VMA without VM_GROWSDOWN
     assert errno_of(k.mprotect, 1, addr(0), P, 0x1 | 0x01000000) == "EINVAL"
     assert snapshot(k) == before
+    check(k)
 
 
 def test_mp2_prot_sem_is_accepted_and_ignored(k):
@@ -275,6 +280,7 @@ def test_mp2_prot_sem_is_accepted_and_ignored(k):
     mapx(k, 0, 2)
     assert k.mprotect(1, addr(0), 2 * P, 0x1 | 0x8) == 0
     assert prot_of(k, 0) == VM_READ
+    check(k)
 
 
 def test_mp2_prot_growsdown_extends_to_vma_start(k):
@@ -287,6 +293,7 @@ def test_mp2_prot_growsdown_extends_to_vma_start(k):
     assert k.mprotect(1, addr(6), P, 0x1 | 0x01000000) == 0
     assert draw(k, n=8) == "....AAAB"
     assert prot_of(k, 4) == VM_READ and prot_of(k, 7) == VM_READ | VM_WRITE
+    check(k)
 
 
 def test_mp3_hole_gives_enomem_after_earlier_vmas_changed(k):
@@ -321,6 +328,7 @@ def test_mp3_start_in_hole_changes_nothing(k):
     before = snapshot(k)
     assert errno_of(k.mprotect, 1, addr(2), 3 * P, "r--") == "ENOMEM"
     assert snapshot(k) == before
+    check(k)
 
 
 def test_mp4_range_overflow_is_enomem_and_changes_nothing(k):
@@ -330,6 +338,7 @@ def test_mp4_range_overflow_is_enomem_and_changes_nothing(k):
     before = snapshot(k)
     assert errno_of(k.mprotect, 1, addr(0), U64 - P, "r--") == "ENOMEM"
     assert snapshot(k) == before
+    check(k)
 
 
 def test_mp5_len_zero_succeeds_without_checking_the_range(k):
@@ -340,6 +349,7 @@ def test_mp5_len_zero_succeeds_without_checking_the_range(k):
     assert snapshot(k) == before
     # ... but the alignment check comes first
     assert errno_of(k.mprotect, 1, addr(0) + 1, 0, "r--") == "EINVAL"
+    check(k)
 
 
 def test_mp6_write_on_shared_mapping_of_readonly_fd_is_eacces(k):
@@ -684,10 +694,12 @@ def test_ma6_length_rounding_to_zero_is_einval(k):
     write(k, 0, 2, "a")
     assert errno_of(k.madvise, 1, addr(0), U64 - 1, "dontneed") == "EINVAL"
     assert read(k, 0, 2) == ["a", "a"]
+    check(k)
 
 
 def test_ma6_length_zero_succeeds(k):
     assert k.madvise(1, addr(3), 0, "dontneed") == 0
+    check(k)
 
 
 # ===================================================================== mlock
@@ -721,6 +733,7 @@ def test_ml1_start_in_hole_changes_nothing(k):
     assert errno_of(k.mlock, 1, addr(0), 4 * P) == "ENOMEM"
     assert snapshot(k) == before
     assert draw(k, what="pte", n=4) == "..--"
+    check(k)
 
 
 def test_mlock_rounds_start_down_without_error(k):
@@ -737,6 +750,7 @@ def test_ml4_range_overflow_is_einval(k):
     before = snapshot(k)
     assert errno_of(k.mlock, 1, addr(0), U64 - P) == "EINVAL"
     assert snapshot(k) == before
+    check(k)
 
 
 def test_ml5_split_refused_is_eagain():
