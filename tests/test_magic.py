@@ -11,8 +11,8 @@ faulted VMA from page ``s`` to page ``d`` the expected walk result is
 
 from __future__ import annotations
 
-from conftest import (P, PGB, addr, check, draw, mapx, pfn_at, pgoff, pic, read, spans,
-                      vma_at, write)
+from conftest import (P, PGB, VM_ACCOUNT, addr, check, draw, mapx, pfn_at, pgoff, pic, read,
+                      spans, vma_at, write)
 
 
 def walk(k, pfn):
@@ -167,4 +167,84 @@ def test_fork_then_mremap_in_parent_then_exit_child(k):
     k.exit(2)
     assert walk(k, pfn) == [(1, addr(7))]
     assert pgoff(k, 6) == 0
+    check(k)
+
+
+# -- the walks that matter for reclaim: page_referenced and try_to_unmap -------------
+
+def _add_to_swap(k, pfn):
+    from rmaplab.mm.swap_state import add_to_swap
+    assert add_to_swap(k.ctx, pfn)
+
+
+def test_page_referenced_and_try_to_unmap_reach_the_moved_pte(k):
+    # 0123456789ab
+    # ........AA..   [0,2) written, then moved to page 8 (pgoff 0 kept)
+    # ........As..   try_to_unmap of page 9's frame through its anon_vma
+    from rmaplab.rmap.scheme import SWAP_FAIL, SWAP_SUCCESS
+    mapx(k, 0, 2)
+    write(k, 0, 2, "x")
+    pfn = pfn_at(k, 1)
+    assert k.mremap(1, addr(0), 2 * P, 2 * P, ["maymove", "fixed"], addr(8)) == addr(8)
+    assert k.scheme.page_referenced(pfn) >= 1      # the young pte at page 9
+    assert k.scheme.page_referenced(pfn) == 0      # young bit and PG_referenced cleared
+    read(k, 9)
+    assert k.scheme.page_referenced(pfn) == 1      # found again at the new address
+    _add_to_swap(k, pfn)
+    read(k, 9)                                      # young again: try_to_unmap refuses
+    assert k.scheme.try_to_unmap(pfn) == SWAP_FAIL
+    assert draw(k, what="pte") == "........AA.."
+    assert k.scheme.try_to_unmap(pfn) == SWAP_SUCCESS
+    assert draw(k, what="pte") == "........As.."
+    check(k)
+    assert read(k, 8, 2) == ["x", "x"]             # swapped back in
+    assert pfn_at(k, 9) == pfn                      # from the swap cache
+    check(k)
+
+
+def test_try_to_unmap_fails_on_a_locked_vma(k):
+    from rmaplab.rmap.scheme import SWAP_FAIL
+    mapx(k, 0, 1)
+    write(k, 0, 1, "x")
+    k.mlock(1, addr(0), P)
+    pfn = pfn_at(k, 0)
+    k.scheme.page_referenced(pfn)
+    assert k.scheme.page_referenced(pfn) == 0      # not young any more
+    _add_to_swap(k, pfn)
+    assert k.scheme.try_to_unmap(pfn) == SWAP_FAIL
+    assert draw(k, what="pte", n=1) == "A"
+    check(k)
+
+
+def test_fork_then_child_move_then_try_to_unmap_unmaps_both(k):
+    from rmaplab.rmap.scheme import SWAP_SUCCESS
+    mapx(k, 0, 1)
+    write(k, 0, 1, "p")
+    pfn = pfn_at(k, 0)
+    k.fork(1, 2)
+    k.mremap(2, addr(0), P, P, ["maymove", "fixed"], addr(10))
+    k.scheme.page_referenced(pfn)                   # clear the young bits
+    _add_to_swap(k, pfn)
+    assert k.scheme.try_to_unmap(pfn) == SWAP_SUCCESS
+    assert draw(k, 1, "pte", n=1) == "s"
+    assert draw(k, 2, "pte", n=12)[10] == "s"
+    check(k)
+    assert read(k, 10, pid=2) == ["p"] and read(k, 0, pid=1) == ["p"]
+    assert walk(k, pfn) == [(1, addr(0)), (2, addr(10))]
+    check(k)
+
+
+def test_unfaulted_move_next_to_its_own_remainder(k):
+    # An unfaulted page moved to just after its own VMA: copy_vma re-bases
+    # (pgoff 4) and vma_merge extends the source VMA itself (case 2); the
+    # munmap of the old page then splits it. VM_ACCOUNT is restored on both
+    # pieces (move_vma: excess, split).
+    # 01234
+    # AAAA.
+    # AAA.B
+    mapx(k, 0, 4)
+    assert k.mremap(1, addr(3), P, P, ["maymove", "fixed"], addr(4)) == addr(4)
+    assert draw(k, n=5) == "AAA.B"
+    assert spans(k, n=5) == [(0, 3, 0), (4, 5, 4)]
+    assert vma_at(k, 0).vm_flags & VM_ACCOUNT and vma_at(k, 4).vm_flags & VM_ACCOUNT
     check(k)
