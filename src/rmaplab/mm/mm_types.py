@@ -71,7 +71,7 @@ class VmAreaStruct:
     """
 
     __slots__ = ("vm_mm", "vm_start", "vm_end", "vm_flags", "vm_pgoff", "vm_file",
-                 "anon_vma", "rmap", "serial", "__weakref__")
+                 "anon_vma", "rmap", "serial", "vm_next", "vm_prev", "__weakref__")
 
     def __init__(self, mm: MmStruct, start: int, end: int, flags: int, pgoff: int,
                  file: File | None = None) -> None:
@@ -84,9 +84,13 @@ class VmAreaStruct:
         self.anon_vma: Any = None
         self.rmap: Any = None
         self.serial = next(_vma_serial)
+        #: neighbours in the mm's sorted list (the kernel's vm_next; vm_prev
+        #: is the model's, the kernel of 2.6 finds prev by search)
+        self.vm_next: VmAreaStruct | None = None
+        self.vm_prev: VmAreaStruct | None = None
 
     def copy(self) -> VmAreaStruct:
-        """``*new = *vma``: every field, a new identity."""
+        """``*new = *vma``: every field but the list links, a new identity."""
         new = VmAreaStruct(self.vm_mm, self.vm_start, self.vm_end, self.vm_flags,
                            self.vm_pgoff, self.vm_file)
         new.anon_vma = self.anon_vma
@@ -154,8 +158,7 @@ class MmStruct:
         return i
 
     def vm_next(self, vma: VmAreaStruct) -> VmAreaStruct | None:
-        i = self.index_of(vma) + 1
-        return self.mmap[i] if i < len(self.mmap) else None
+        return vma.vm_next
 
     def vma_range(self, start: int, end: int) -> list[VmAreaStruct]:
         """The VMAs that overlap ``[start, end)``, in address order."""
@@ -171,12 +174,26 @@ class MmStruct:
     # -- list maintenance (__vma_link_list / __vma_unlink) --------------------
 
     def link(self, vma: VmAreaStruct) -> None:
-        i = bisect_right(self.mmap, vma.vm_start, key=_start)
-        self.mmap.insert(i, vma)
+        mmap = self.mmap
+        i = bisect_right(mmap, vma.vm_start, key=_start)
+        prev = mmap[i - 1] if i else None
+        nxt = mmap[i] if i < len(mmap) else None
+        mmap.insert(i, vma)
+        vma.vm_prev, vma.vm_next = prev, nxt
+        if prev is not None:
+            prev.vm_next = vma
+        if nxt is not None:
+            nxt.vm_prev = vma
         self.map_count += 1
 
     def unlink(self, vma: VmAreaStruct) -> None:
         del self.mmap[self.index_of(vma)]
+        prev, nxt = vma.vm_prev, vma.vm_next
+        if prev is not None:
+            prev.vm_next = nxt
+        if nxt is not None:
+            nxt.vm_prev = prev
+        vma.vm_prev = vma.vm_next = None
         self.map_count -= 1
 
     def __repr__(self) -> str:

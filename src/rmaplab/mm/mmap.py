@@ -229,19 +229,17 @@ def find_mergeable_anon_vma(vma: VmAreaStruct, accept: Any = None) -> Any:
     contiguous pgoff, flags equal apart from READ/WRITE/EXEC). ``accept``
     (a predicate on the neighbour VMA) adds a scheme's own condition, such
     as anon_vma_chain's singular chain."""
-    mm = vma.vm_mm
-    i = mm.index_of(vma)
     mask = ~VM_PROT_MASK
-    if i + 1 < len(mm.mmap):
-        near = mm.mmap[i + 1]
+    near = vma.vm_next
+    if near is not None:
         if (near.anon_vma is not None and vma.vm_end == near.vm_start
                 and near.vm_file is vma.vm_file
                 and (near.vm_flags & mask) == (vma.vm_flags & mask)
                 and vma.vm_pgoff + vma.npages == near.vm_pgoff
                 and (accept is None or accept(near))):
             return near.anon_vma
-    if i > 0:
-        near = mm.mmap[i - 1]
+    near = vma.vm_prev
+    if near is not None:
         if (near.anon_vma is not None and near.vm_end == vma.vm_start
                 and near.vm_file is vma.vm_file
                 and (near.vm_flags & mask) == (vma.vm_flags & mask)

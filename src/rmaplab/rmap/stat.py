@@ -13,6 +13,13 @@ COUNTERS = (
     "lock_i_mmap",
     # anon_vma objects
     "anon_vma_alloc", "anon_vma_free", "anon_vma_reused",
+    # anonmm objects (rmap 10): the bundle head's lock, allocations, pages
+    # migrated away from an exited mm by page_referenced
+    "lock_anonmm", "anonmm_alloc", "anonmm_free", "anonmm_migrations",
+    # pte_chain blocks (2.5.x-2.6.6): blocks taken into / released from
+    # chains, slots compared by page_remove_rmap's linear search, and chain
+    # entries rewritten by mremap (remove + add per moved pte)
+    "pte_chain_alloc", "pte_chain_free", "pte_chain_slots_searched", "rmap_mremap_updates",
     # vma structure
     "vma_alloc", "vma_free", "vma_merges", "vma_splits",
     # faults

@@ -126,10 +126,6 @@ class _Bad(Exception):
 
 # -- field parsers -----------------------------------------------------------------
 
-#: memo of numeric strings already parsed (traces repeat addresses a lot)
-_STRNUM: dict[str, int] = {}
-
-
 def _num(v: Any, what: str) -> int:
     """An address, length or count: an integer, or a hex or decimal string."""
     c = v.__class__
@@ -138,18 +134,13 @@ def _num(v: Any, what: str) -> int:
             return v
         raise _Bad(f"{what} {v} is negative")
     if c is str:
-        n = _STRNUM.get(v)
-        if n is not None:
-            return n
         x = v[1:2]
         try:
             n = int(v, 16) if (x == "x" or x == "X") else int(v, 10)
         except ValueError:
             n = -1
         # int() also takes signs, blanks, "_" and non-ASCII digits: refuse them
-        if 0 <= n < _U64 and v.isascii() and v.isalnum():
-            if len(_STRNUM) < 1 << 16:
-                _STRNUM[v] = n
+        if 0 <= n < _U64 and v.isalnum() and v.isascii():
             return n
         raise _Bad(f"{what} {v!r} is not a number (an integer, or a hex \"0x..\" or "
                    f"decimal string, below 2**64)")
@@ -550,7 +541,9 @@ def _parse_event(raw: bytes, filename: str, lineno: int) -> tuple:
         raise TraceError(filename, lineno, _field_problem(d, op))
     try:
         pid, args = fn(d)
-        expect = _expect(d["expect"]) if "expect" in d else NO_EXPECT
+        expect = d.get("expect", NO_EXPECT)
+        if expect.__class__ is not int and expect is not NO_EXPECT and expect is not None:
+            expect = _expect(expect)
     except KeyError:
         raise TraceError(filename, lineno,
                          _field_problem(d, op) or f"malformed {op} event") from None

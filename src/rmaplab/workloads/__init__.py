@@ -1,0 +1,1 @@
+"""Workloads: generators of traces (lists of trace-v1 event objects)."""
