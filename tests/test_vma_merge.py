@@ -516,3 +516,96 @@ def test_mremap_grow_control_mmap_fills_the_same_hole_by_merging(k):
     mapx(k, 1, 1)
     assert draw(k, n=4) == "AAA."
     check(k)
+
+
+# -- more merge rules ------------------------------------------------------------------
+
+def test_map_fixed_over_the_middle_remerges_with_both_halves(k):
+    # 0123
+    # AAAA   written (av 1)
+    # AAAA   MAP_FIXED over [1,3): the unmap leaves [0,1) and [3,4) on av 1;
+    # 1111   the new range (anon NULL, pgoff 1) fills the hole: case 1
+    # A--A
+    mapx(k, 0, 4)
+    write(k, 0, 4, "old")
+    first = vma_at(k, 0)
+    mapx(k, 1, 2)
+    assert pic(k, n=5) == ("AAAA.", "1111.", "A--A.")
+    assert spans(k) == [(0, 4, 0)]
+    assert vma_at(k, 3) is vma_at(k, 0)
+    assert k.touch(1, addr(0), 4 * P, "r").read == ["old", None, None, "old"]
+    check(k)
+
+
+def test_shared_anonymous_mappings_never_merge(k):
+    # R3: each MAP_SHARED|MAP_ANONYMOUS mmap has its own shmem file.
+    for p in (0, 1):
+        k.mmap(1, addr(p), P, "rw-", ["shared", "anonymous", "fixed"])
+    assert draw(k, n=3) == "AB."
+    assert vma_at(k, 0).vm_file is not vma_at(k, 1).vm_file
+    check(k)
+
+
+def test_private_file_mappings_merge_only_with_contiguous_offsets(k):
+    # mmap of a file tries vma_merge after ->mmap: same file, same flags,
+    # contiguous pgoff (R1)
+    # 012345
+    # AA....   f[0,2)
+    # AAAA..   f[2,4) at page 2: merged (pgoff 0+2 == 2)
+    # AAAAB.   f[0,1) at page 4: pgoff 0 != 4, not merged
+    k.declare_file("f", 8 * P)
+    k.mmap(1, addr(0), 2 * P, "r--", ["private", "fixed"], file="f")
+    first = vma_at(k, 0)
+    k.mmap(1, addr(2), 2 * P, "r--", ["private", "fixed"], file="f", offset=2 * P)
+    assert draw(k, n=6) == "AAAA.."
+    assert vma_at(k, 3) is first
+    assert (first.vm_start, first.vm_end, first.vm_pgoff) == (addr(0), addr(4), 0)
+    k.mmap(1, addr(4), P, "r--", ["private", "fixed"], file="f")
+    assert draw(k, n=6) == "AAAAB."
+    assert k.touch(1, addr(0), 5 * P, "r").read == ["f:0", "f:1", "f:2", "f:3", "f:0"]
+    check(k)
+
+
+def test_anonymous_and_file_mappings_do_not_merge(k):
+    # the file offset is chosen so that the pgoffs are contiguous
+    # (B/P + 0, B/P + 1) and the flags equal: only the file differs
+    k.declare_file("f", 8 * P)
+    mapx(k, 0, 1, "r--")
+    k.mmap(1, addr(1), P, "r--", ["private", "fixed"], file="f", offset=addr(1))
+    assert vma_at(k, 0).vm_flags == vma_at(k, 1).vm_flags
+    assert vma_at(k, 0).vm_pgoff + 1 == vma_at(k, 1).vm_pgoff
+    assert draw(k, n=3) == "AB."
+    check(k)
+
+
+def test_brk_shrink_then_grow_merges_again(k):
+    brk0 = k.brk(1, 0)
+    k.brk(1, brk0 + 4 * P)
+    heap = k.mm(1).find_vma(brk0)
+    k.touch(1, brk0, 4 * P, "w", "h")
+    k.brk(1, brk0 + P)
+    assert draw(k, base=brk0, n=5) == "A...."
+    k.brk(1, brk0 + 3 * P)
+    assert draw(k, base=brk0, n=5) == "AAA.."
+    assert k.mm(1).find_vma(brk0 + 2 * P) is heap and heap.vm_pgoff == brk0 >> 12
+    assert k.touch(1, brk0, 3 * P, "r").read == ["h", None, None]
+    check(k)
+
+
+def test_anon_vma_lives_while_a_vma_is_on_its_list(k):
+    # R5: an anon_vma is freed exactly when its last VMA is unlinked. A
+    # split piece, a fork child and a moved copy all keep it alive.
+    mapx(k, 0, 4)
+    write(k, 0, 4)
+    freed = k.stat.anon_vma_free
+    k.munmap(1, addr(1), P)                  # split: two VMAs on av 1
+    k.fork(1, 2)                             # two more
+    k.munmap(1, addr(0), 4 * P)
+    assert k.stat.anon_vma_free == freed      # the child still holds it
+    k.mremap(2, addr(3), P, P, ["maymove", "fixed"], addr(8))
+    k.munmap(2, addr(0), 3 * P)
+    assert k.stat.anon_vma_free == freed      # the moved copy holds it
+    check(k)
+    k.munmap(2, addr(8), P)
+    assert k.stat.anon_vma_free == freed + 1
+    check(k)
