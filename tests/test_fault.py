@@ -344,3 +344,99 @@ def test_growsdown_write_below_readonly_stack_expands_then_segfaults(k):
     assert (r.result, r.fault_addr) == ("SIGSEGV", addr(9))
     assert spans(k) == [(9, 11, 9)]
     check(k)
+
+
+# -- fork details ------------------------------------------------------------------------
+
+def test_fork_child_loses_vm_locked(k):
+    from conftest import VM_LOCKED
+    mapx(k, 0, 2)
+    k.mlock(1, addr(0), 2 * P)
+    k.fork(1, 2)
+    assert vma_at(k, 0, 1).vm_flags & VM_LOCKED
+    assert not vma_at(k, 0, 2).vm_flags & VM_LOCKED
+    assert k.mm(2).locked_vm == 0
+    check(k)
+
+
+def test_cow_page_reused_by_child_after_parent_exits(k):
+    mapx(k, 0, 1)
+    write(k, 0, 1, "p")
+    pfn = pfn_at(k, 0)
+    k.fork(1, 2)
+    k.exit(1)
+    d = Delta(k, "fault_wp_copy", "fault_wp_reuse")
+    write(k, 0, 1, "c", pid=2)
+    assert d() == {"fault_wp_copy": 0, "fault_wp_reuse": 1}
+    assert pfn_at(k, 0, pid=2) == pfn
+    check(k)
+
+
+def test_shared_anonymous_memory_is_shared_across_fork(k):
+    a = k.mmap(1, addr(0), 2 * P, "rw-", ["shared", "anonymous", "fixed"])
+    assert a == addr(0)
+    write(k, 0, 1, "before")
+    k.fork(1, 2)
+    d = Delta(k, "fault_wp_copy")
+    write(k, 0, 1, "child", pid=2)
+    write(k, 1, 1, "parent", pid=1)
+    assert read(k, 0, 2, pid=1) == ["child", "parent"]
+    assert read(k, 0, 2, pid=2) == ["child", "parent"]
+    assert d() == {"fault_wp_copy": 0}
+    assert vma_at(k, 0).anon_vma is None
+    check(k)
+
+
+def test_dontneed_on_a_shared_file_mapping_keeps_written_data(k):
+    # The zap drops the ptes only; the written page stays in the page cache.
+    k.declare_file("f", 2 * P)
+    k.mmap(1, addr(0), 2 * P, "rw-", ["shared", "fixed"], file="f")
+    write(k, 0, 1, "w")
+    k.madvise(1, addr(0), 2 * P, "dontneed")
+    assert draw(k, what="pte", n=2) == "--"
+    assert read(k, 0, 2) == ["w", "f:1"]
+    check(k)
+
+
+# -- swap and the exclusive-swap-page reuse of R7 ---------------------------------------
+
+def _swap_out(k, pfn):
+    from rmaplab.mm.swap_state import add_to_swap
+    from rmaplab.rmap.scheme import SWAP_SUCCESS
+    k.scheme.page_referenced(pfn)           # clear the young bits
+    assert add_to_swap(k.ctx, pfn)
+    assert k.scheme.try_to_unmap(pfn) == SWAP_SUCCESS
+
+
+def test_write_to_an_exclusive_swap_page_reuses_it(k):
+    mapx(k, 0, 1)
+    write(k, 0, 1, "x")
+    pfn = pfn_at(k, 0)
+    _swap_out(k, pfn)
+    assert draw(k, what="pte", n=1) == "s"
+    d = Delta(k, "fault_wp_copy")
+    write(k, 0, 1, "y")
+    assert d() == {"fault_wp_copy": 0}
+    assert pfn_at(k, 0) == pfn and draw(k, what="pte", n=1) == "A"
+    assert read(k, 0) == ["y"]
+    check(k)
+
+
+def test_write_to_a_shared_swap_page_copies_then_last_user_reuses(k):
+    # parent and child both hold a swap pte to one slot: the child's write
+    # copies; the parent's later write finds the slot exclusive and reuses.
+    mapx(k, 0, 1)
+    write(k, 0, 1, "x")
+    pfn = pfn_at(k, 0)
+    k.fork(1, 2)
+    _swap_out(k, pfn)
+    assert draw(k, 1, "pte", n=1) == "s" and draw(k, 2, "pte", n=1) == "s"
+    d = Delta(k, "fault_wp_copy")
+    write(k, 0, 1, "c", pid=2)
+    assert d() == {"fault_wp_copy": 1}
+    assert pfn_at(k, 0, pid=2) != pfn
+    write(k, 0, 1, "p", pid=1)
+    assert d() == {"fault_wp_copy": 1}
+    assert pfn_at(k, 0, pid=1) == pfn
+    assert read(k, 0, pid=1) == ["p"] and read(k, 0, pid=2) == ["c"]
+    check(k)
