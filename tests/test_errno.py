@@ -765,3 +765,74 @@ def test_ml5_split_refused_is_eagain():
     assert errno_of(k.madvise, 1, addr(1), P, "random") == "EAGAIN"
     assert snapshot(k) == before
     check(k)
+
+
+# ======================================================== errors after a partial change
+
+def test_mmap_fixed_growsdown_file_is_einval_after_the_unmap(k):
+    # do_mmap_pgoff step 19: VM_GROWSDOWN on a file mapping is refused after
+    # the MAP_FIXED unmap (step 14), so the old mapping is gone: a hole.
+    k.declare_file("f", 4 * P)
+    mapx(k, 0, 3)
+    write(k, 0, 3, "old")
+    assert errno_of(k.mmap, 1, addr(1), P, "r--", ["private", "fixed", "growsdown"],
+                    file="f") == "EINVAL"
+    assert draw(k, n=4) == "A.B."
+    assert read(k, 0) == ["old"] and read(k, 2) == ["old"]
+    assert k.touch(1, addr(1), P, "r").result == "SIGSEGV"
+    check(k)
+
+
+def test_mmap_fixed_split_refused_is_enomem_and_changes_nothing():
+    # at map_count == max the count check passes (strict >) but the unmap's
+    # split_vma refuses (>=): ENOMEM, nothing unmapped
+    k = new_kernel(max_map_count=3)
+    mapx(k, 0, 4)
+    mapx(k, 6, 1)
+    mapx(k, 8, 1)
+    write(k, 0, 4, "old")
+    before = snapshot(k)
+    assert errno_of(mapx, k, 1, 2, "r--") == "ENOMEM"
+    assert snapshot(k) == before
+    assert read(k, 0, 4) == ["old"] * 4
+    check(k)
+
+
+def test_mprotect_eacces_keeps_earlier_vmas_changed(k):
+    # 0123
+    # AABB   anon r-- / shared mapping of a read-only fd
+    # mprotect([0,4), rw-): [0,2) becomes rw-, then EACCES on [2,4)
+    k.declare_file("f", 2 * P)
+    mapx(k, 0, 2, "r--")
+    _mmap_readonly_fd(k, 2, 2, "r--", True)
+    assert errno_of(k.mprotect, 1, addr(0), 4 * P, "rw-") == "EACCES"
+    assert prot_of(k, 0) == VM_READ | VM_WRITE
+    assert prot_of(k, 2) == VM_READ
+    assert vma_at(k, 0).vm_flags & VM_ACCOUNT      # gained on becoming writable
+    check(k)
+
+
+def test_mlock_of_prot_none_is_efault_but_stays_locked(k):
+    # make_pages_present -> get_user_pages needs VM_READ: EFAULT; the flag
+    # and locked_vm changes are kept.
+    mapx(k, 0, 2, "---")
+    assert errno_of(k.mlock, 1, addr(0), 2 * P) == "EFAULT"
+    assert vma_at(k, 0).vm_flags & VM_LOCKED
+    assert k.mm(1).locked_vm == 2
+    assert draw(k, what="pte", n=2) == "--"
+    check(k)
+
+
+def test_madvise_willneed_ebadf_stops_the_loop(k):
+    # 012345
+    # AABBCC   file / anon / file: WILLNEED reads ahead for the first file
+    #          VMA, then EBADF at the anonymous one; the last is not reached
+    k.declare_file("f", 2 * P)
+    k.declare_file("g", 2 * P)
+    k.mmap(1, addr(0), 2 * P, "r--", ["private", "fixed"], file="f")
+    mapx(k, 2, 2)
+    k.mmap(1, addr(4), 2 * P, "r--", ["private", "fixed"], file="g")
+    assert errno_of(k.madvise, 1, addr(0), 6 * P, "willneed") == "EBADF"
+    assert k.ctx.files["f"].nrpages == 2
+    assert k.ctx.files["g"].nrpages == 0
+    check(k)
