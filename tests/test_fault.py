@@ -440,3 +440,14 @@ def test_write_to_a_shared_swap_page_copies_then_last_user_reuses(k):
     assert pfn_at(k, 0, pid=1) == pfn
     assert read(k, 0, pid=1) == ["p"] and read(k, 0, pid=2) == ["c"]
     check(k)
+
+
+def test_growsdown_expansion_on_a_read_fault_prepares_an_anon_vma(k):
+    # expand_stack calls anon_vma_prepare before anything else, so even a
+    # read below an unfaulted stack gives it an anon_vma; the page read is
+    # the zero page.
+    k.mmap(1, addr(10), 2 * P, "rw-", ["private", "anonymous", "fixed", "growsdown"])
+    assert read(k, 9) == [None]
+    assert pic(k) == (".........AAA", ".........111", ".........z--")
+    assert spans(k) == [(9, 12, 9)]
+    check(k)

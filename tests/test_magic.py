@@ -248,3 +248,80 @@ def test_unfaulted_move_next_to_its_own_remainder(k):
     assert spans(k, n=5) == [(0, 3, 0), (4, 5, 4)]
     assert vma_at(k, 0).vm_flags & VM_ACCOUNT and vma_at(k, 4).vm_flags & VM_ACCOUNT
     check(k)
+
+
+def test_fresh_neighbour_of_a_moved_vma_gets_its_own_anon_vma(k):
+    # find_mergeable_anon_vma needs contiguous pgoff too: the moved page
+    # (pgoff 20) cannot lend its anon_vma to the fresh page 4 (pgoff 4).
+    # 01234
+    # AAABC
+    # ---12
+    mapx(k, 0, 3)
+    mapx(k, 20, 1)
+    write(k, 20, 1, "y")
+    k.mremap(1, addr(20), P, P, ["maymove", "fixed"], addr(3))
+    mapx(k, 4, 1)
+    write(k, 4, 1, "z")
+    assert pic(k, n=5) == ("AAABC", "---12", "---AA")
+    check(k)
+
+
+def test_moved_shared_file_mapping_is_found_through_i_mmap(k):
+    # The file analogue: the moved VMA keeps its file pgoff, so the prio
+    # tree query for the page's index finds the new address.
+    k.declare_file("f", 4 * P)
+    k.mmap(1, addr(0), 4 * P, "r--", ["shared", "fixed"], file="f")
+    read(k, 0, 4)
+    pfn = pfn_at(k, 2)
+    k.mremap(1, addr(2), 2 * P, 2 * P, ["maymove", "fixed"], addr(8))
+    assert draw(k) == "AA......BB.."
+    assert [v.vm_pgoff for v in k.mm(1).mmap] == [0, 2]
+    assert walk(k, pfn) == [(1, addr(8))]
+    assert read(k, 8, 2) == ["f:2", "f:3"]
+    check(k)
+
+
+def test_mremap_maymove_prefers_growing_in_place(k):
+    mapx(k, 0, 1)
+    write(k, 0, 1, "a")
+    assert k.mremap(1, addr(0), P, 3 * P, ["maymove"]) == addr(0)
+    assert spans(k) == [(0, 3, 0)]
+    check(k)
+
+
+def test_mremap_grow_and_move_carries_pgoff_into_the_new_part(k):
+    # A faulted 2-page VMA that cannot grow in place moves to a new place
+    # and grows to 4 pages; a write in the new part is indexed
+    # pgoff + offset = 0 + 3.
+    mapx(k, 0, 2)
+    write(k, 0, 2, "a")
+    mapx(k, 2, 1, "r--")
+    new = k.mremap(1, addr(0), 2 * P, 4 * P, ["maymove"])
+    assert new != addr(0) and draw(k, n=4) == "..A."
+    v = k.mm(1).find_vma(new)
+    assert (v.vm_end - v.vm_start, v.vm_pgoff) == (4 * P, PGB)
+    k.touch(1, new + 3 * P, P, "w", "g")
+    pfn = int(k.mm(1).pgd.get((new + 3 * P) >> 12)) >> 12
+    assert int(k.mem.index[pfn]) == PGB + 3
+    assert walk(k, pfn) == [(1, new + 3 * P)]
+    check(k)
+
+
+def test_mremap_fixed_with_shrink_moves_only_the_kept_part(k):
+    # do_mremap shrinks first (unmapping [1,3)), then moves new_size.
+    mapx(k, 0, 3)
+    write(k, 0, 3, "a")
+    assert k.mremap(1, addr(0), 3 * P, P, ["maymove", "fixed"], addr(10)) == addr(10)
+    assert draw(k) == "..........A."
+    assert spans(k) == [(10, 11, 0)]
+    check(k)
+
+
+def test_exec_frees_the_anon_vmas(k):
+    mapx(k, 0, 2)
+    write(k, 0, 2)
+    freed = k.stat.anon_vma_free
+    k.exec(1)
+    assert k.stat.anon_vma_free == freed + 1
+    assert k.mm(1).mmap == []
+    check(k)

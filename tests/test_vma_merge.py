@@ -609,3 +609,18 @@ def test_anon_vma_lives_while_a_vma_is_on_its_list(k):
     k.munmap(2, addr(8), P)
     assert k.stat.anon_vma_free == freed + 1
     check(k)
+
+
+def test_mprotect_over_several_vmas_merges_them_all(k):
+    # 012345678
+    # AABBCCDD.   rw- / r-- / rw- / r--
+    # AAAAAAAA.   mprotect([0,8), rw-): case 6 then case 7, one VMA left
+    mapx(k, 0, 8)
+    for p in (2, 6):
+        k.mprotect(1, addr(p), 2 * P, "r--")
+    first = vma_at(k, 0)
+    assert draw(k, n=9) == "AABBCCDD."
+    k.mprotect(1, addr(0), 8 * P, "rw-")
+    assert draw(k, n=9) == "AAAAAAAA."
+    assert vma_at(k, 7) is first and spans(k) == [(0, 8, 0)]
+    check(k)
