@@ -281,11 +281,12 @@ class Kernel:
         ``pages`` frames are freed or nothing more can be; returns the number
         freed."""
         zone = self.ctx.zone or Zone(self.mem.capacity)
-        freed = 0
-        while freed < pages:
+        freed = idle = 0
+        # A pass that frees nothing has still aged the pages it found young;
+        # give up only when a few passes in a row free nothing.
+        while freed < pages and idle < 3:
             got = try_to_free_pages(self.ctx, zone, pages - freed, at_least_cluster=False)
-            if not got:
-                break
+            idle = 0 if got else idle + 1
             freed += got
         return freed
 

@@ -1,0 +1,2 @@
+"""Reports: running workloads under each scheme, the measures, tables,
+plots and the headline study."""
