@@ -203,12 +203,57 @@ def case_by_name(name: str) -> Case:
     raise KeyError(name)
 
 
-def run_case(args: tuple[str, str]) -> tuple[str, str, Any]:
-    """One (case, scheme) in a worker process; returns picklable metrics."""
+@dataclass(frozen=True)
+class Job:
+    """One run: a case (with parameters) under one scheme."""
+
+    case: str
+    scheme: str
+    params: tuple[tuple[str, int], ...] = ()
+    mem_pages: int | None = -1          # -1: the case's own setting
+
+
+def run_job(job: Job) -> tuple[Job, Metrics]:
+    """Run a job (in a worker process); metrics are picklable."""
     from rmaplab.report.measure import measure
     from rmaplab.trace.reader import parse_trace
-    name, scheme = args
-    case = case_by_name(name)
-    evs = parse_trace([json.dumps(e) for e in case.events()], filename=f"<study:{name}>")
-    m = measure(list(evs.events), scheme, mem_pages=case.mem_pages)
-    return name, scheme, m
+    case = case_by_name(job.case)
+    evs = parse_trace([json.dumps(e) for e in case.events(**dict(job.params))],
+                      filename=f"<study:{job.case}>")
+    mem = case.mem_pages if job.mem_pages == -1 else job.mem_pages
+    return job, measure(list(evs.events), job.scheme, mem_pages=mem)
+
+
+def run_case(args: tuple[str, str]) -> tuple[str, str, Metrics]:
+    job, m = run_job(Job(*args))
+    return job.case, job.scheme, m
+
+
+def headline_jobs(schemes: list[str]) -> list[Job]:
+    return [Job(c.name, s) for c in CASES for s in c.schemes if s in schemes]
+
+
+#: sweeps drawn in the HTML report: (title, case, parameter, values, metric)
+SWEEPS = (
+    ("rmap work per reclaimed page against processes (fan-out)", "fanout", "children",
+     (4, 8, 16, 32, 64), "walk_work_per_reclaimed"),
+    ("rmap work per reclaimed page against memory pressure (swap-out)", "swapout", "mem_pages",
+     (1024, 1536, 2048, 3072), "walk_work_per_reclaimed"),
+    ("peak rmap metadata (i386 bytes) against VMAs", "lowmem", "vmas",
+     (25, 50, 100, 200, 400), "metadata_bytes_i386"),
+)
+
+
+def sweep_jobs(schemes: list[str]) -> list[tuple[str, int, Job]]:
+    out = []
+    for title, case, param, values, _ in SWEEPS:
+        c = case_by_name(case)
+        for v in values:
+            for s in c.schemes:
+                if s not in schemes:
+                    continue
+                if param == "mem_pages":
+                    out.append((title, v, Job(case, s, (), v)))
+                else:
+                    out.append((title, v, Job(case, s, ((param, v),))))
+    return out

@@ -1,0 +1,203 @@
+"""``rmaplab compare``: put a workload through every scheme and show what
+each one costs.
+
+With no argument it runs the headline study: the claims of the 2004
+anon_vma patch and the 2010 anon_vma_chain change, each on a workload built
+to test it, with a verdict line per claim. With a workload name (see
+``rmaplab generate --list``) or a trace file, it replays that under each
+scheme.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rmaplab.config import SCHEMES, ConfigError, size_to_pages
+from rmaplab.report.measure import Metrics, measure
+from rmaplab.report.table import legend, render
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "compare", help="run a workload under every scheme and compare the costs",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  rmaplab compare                      the headline study (about 30 s)\n"
+               "  rmaplab compare --html report.html   the study with plots, as one HTML file\n"
+               "  rmaplab compare aim7 -p children=200 --mem 32M\n"
+               "  rmaplab compare trace.jsonl --scheme anon_vma,anonmm --json\n")
+    p.add_argument("target", nargs="?", help="a workload name or a trace file (default: the study)")
+    p.add_argument("--scheme", default="all",
+                   help=f"'all' or a comma list of {', '.join(SCHEMES)} (default all)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="workload parameter (repeatable)")
+    p.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
+    p.add_argument("--mem", help="physical memory, e.g. 64M (default: unlimited)")
+    p.add_argument("--swap", help="swap space (default: unlimited)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes for the study (default: 2 or the cores)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    p.set_defaults(func=run)
+
+
+def _schemes(text: str) -> list[str]:
+    from rmaplab.cli.main import UsageError
+    names = list(SCHEMES) if text == "all" else [s.strip() for s in text.split(",") if s.strip()]
+    for s in names:
+        if s not in SCHEMES:
+            raise UsageError(f"unknown scheme {s!r}; choose from {', '.join(SCHEMES)} or all")
+    return names
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    schemes = _schemes(args.scheme)
+    console = Console(stderr=True) if args.json else Console()
+    if args.target is None:
+        return _study(args, schemes, console)
+    return _one(args, schemes, console)
+
+
+def _load(args: argparse.Namespace) -> tuple[str, list]:
+    from rmaplab.cli.main import UsageError
+    from rmaplab.trace.reader import TraceError, parse_trace, read_trace
+    target = args.target
+    if os.path.exists(target):
+        try:
+            return target, list(read_trace(target).events)
+        except TraceError as e:
+            raise UsageError(str(e)) from None
+    try:
+        from rmaplab.workloads.generators import WORKLOADS
+    except ImportError:
+        WORKLOADS = {}
+    if target not in WORKLOADS:
+        known = ", ".join(sorted(WORKLOADS)) or "none yet"
+        raise UsageError(f"{target!r} is neither a trace file nor a workload ({known})")
+    params: dict[str, Any] = {}
+    for kv in args.param:
+        if "=" not in kv:
+            raise UsageError(f"bad parameter {kv!r}: expected KEY=VALUE")
+        key, val = kv.split("=", 1)
+        params[key] = int(val) if val.lstrip("-").isdigit() else val
+    try:
+        events = WORKLOADS[target].generate(seed=args.seed, **params)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"workload {target}: {e}") from None
+    return target, list(parse_trace([json.dumps(e) for e in events], filename=target).events)
+
+
+def _one(args: argparse.Namespace, schemes: list[str], console: Console) -> int:
+    from rmaplab.cli.main import UsageError
+    name, events = _load(args)
+    try:
+        mem, swap = size_to_pages(args.mem), size_to_pages(args.swap)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    results: list[Metrics] = []
+    with _progress(console) as prog:
+        for s in schemes:
+            task = prog.add_task(f"{s:>15}", total=len(events))
+            results.append(measure(events, s, mem, swap,
+                                   progress=lambda i, t=task: prog.update(t, completed=i)))
+    if args.json:
+        print(json.dumps([m.as_dict() for m in results], indent=1, default=str))
+    else:
+        render(f"{name}: {len(events)} events" + (f", mem {args.mem}" if args.mem else ""),
+               results, console)
+        legend(console)
+    if args.html:
+        from rmaplab.report.html import bar_chart, page, table_html
+        secs = [table_html(name, results),
+                f"<img src='{bar_chart('rmap walk work', 'candidates + ptes', {m.scheme: m.walk_work() for m in results})}'>",  # noqa: E501
+                f"<img src='{bar_chart('peak rmap metadata, i386', 'bytes', {m.scheme: m.peak_bytes['i386'] for m in results})}'>"]  # noqa: E501
+        _write(args.html, page(f"rmaplab compare {name}", secs), console)
+    return 0
+
+
+def _write(path: str, text: str, console: Console) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+    console.print(f"wrote {path}")
+
+
+def _study(args: argparse.Namespace, schemes: list[str], console: Console) -> int:
+    from rmaplab.report.study import (CASES, headline_jobs, run_job, sweep_jobs, to_json,
+                                      verdicts)
+    jobs = headline_jobs(schemes)
+    sweeps = sweep_jobs(schemes) if args.html else []
+    everything = jobs + [j for _, _, j in sweeps]
+    done: dict[Any, Metrics] = {}
+    with _progress(console) as prog:
+        task = prog.add_task("study", total=len(everything))
+        if args.jobs > 1:
+            with ProcessPoolExecutor(max_workers=args.jobs) as ex:
+                for job, m in ex.map(run_job, everything):
+                    done[job] = m
+                    prog.advance(task)
+        else:
+            for job in everything:
+                done[job] = run_job(job)[1]
+                prog.advance(task)
+    res = {(j.case, j.scheme): done[j] for j in jobs}
+    vs = verdicts(res)
+    if args.json:
+        print(to_json(res, vs))
+    else:
+        for c in CASES:
+            ms = [res[(c.name, s)] for s in c.schemes if (c.name, s) in res]
+            if ms:
+                render(f"{c.name}: {c.title}", ms, console)
+        legend(console)
+        console.print()
+        console.print("[bold]Claims[/bold]")
+        for v in vs:
+            style = "green" if v.supported else "red" if v.supported is False else "yellow"
+            console.print(f"[{style}]{v.line()}[/{style}]")
+    if args.html:
+        _study_html(args.html, res, vs, sweeps, done, console)
+    return 0 if all(v.supported is not None for v in vs) else 0
+
+
+def _study_html(path: str, res: dict, vs: list, sweeps: list, done: dict,
+                console: Console) -> None:
+    import html as H
+
+    from rmaplab.report.html import line_chart, page, table_html
+    from rmaplab.report.study import CASES, SWEEPS
+    secs = ["<h2>Claims</h2><ul>" + "".join(
+        f"<li class='{'ok' if v.supported else 'no'}'>{H.escape(v.line())}</li>" for v in vs)
+        + "</ul>"]
+    for title, _, _, _, metric in SWEEPS:
+        series: dict[str, list[tuple[float, float]]] = {}
+        for t, x, job in sweeps:
+            if t != title:
+                continue
+            val = done[job].as_dict()[metric]
+            if val is not None:
+                series.setdefault(job.scheme, []).append((x, val))
+        if series:
+            secs.append(f"<img src='{line_chart(title, 'parameter', metric, series, logy=True)}'>")
+    secs.append("<h2>Cases</h2>")
+    for c in CASES:
+        ms = [res[(c.name, s)] for s in c.schemes if (c.name, s) in res]
+        if ms:
+            secs.append(table_html(f"{c.name}: {c.title}", ms))
+    _write(path, page("rmaplab: the anon_vma claims, measured", secs), console)
+
+
+if __name__ == "__main__":
+    sys.exit(0)
