@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from rmaplab.asm.page import DEFAULT_MAX_MAP_COUNT, PAGE_SIZE
 from rmaplab.errors import ConfigError
 
-SCHEMES = ("anon_vma", "anonmm", "pte_chain", "none")
+SCHEMES = ("anon_vma", "anonmm", "pte_chain", "none", "anon_vma_chain")
 
 
 @dataclass

@@ -13,6 +13,8 @@ COUNTERS = (
     "lock_i_mmap",
     # anon_vma objects
     "anon_vma_alloc", "anon_vma_free", "anon_vma_reused",
+    # anon_vma_chain
+    "avc_alloc", "avc_free", "anon_vma_fork_reuse", "page_move_anon_rmap",
     # anonmm objects (rmap 10): the bundle head's lock, allocations, pages
     # migrated away from an exited mm by page_referenced
     "lock_anonmm", "anonmm_alloc", "anonmm_free", "anonmm_migrations",
