@@ -362,3 +362,39 @@ def test_help_has_examples(capsys):
         main(["replay", "--help"])
     out = capsys.readouterr().out
     assert "examples:" in out and "--maps-offset" in out and "--check" in out
+
+
+# -- schemes ----------------------------------------------------------------------------
+
+def _schemes():
+    from rmaplab.config import SCHEMES
+    return SCHEMES
+
+
+@pytest.mark.parametrize("scheme", _schemes())
+def test_results_do_not_depend_on_scheme(scheme):
+    # the scheme changes how the kernel finds mappings, never what a process sees
+    from rmaplab.config import Config
+    for path, want in ((BASIC, BASIC_RESULTS), (FILES, FILES_RESULTS)):
+        res: list = []
+        replay(Kernel(Config(scheme=scheme)), read_trace(path), results=res, check=True)
+        assert res == want
+
+
+@pytest.mark.parametrize("scheme", _schemes())
+def test_dumps_do_not_depend_on_scheme_but_anon_vma(scheme):
+    from rmaplab.config import Config
+
+    def strip(d):
+        # anon_vma is the scheme's own; frame numbers only matter as sharing
+        names: dict = {}
+        for p in d["processes"]:
+            for m in p["maps"]:
+                m.pop("anon_vma")
+            for pg in p["pages"]:
+                pg["frame"] = names.setdefault(pg["frame"], len(names))
+        return d
+    ref = [strip(d) for d in run(BASIC)[3]]
+    dumps: list = []
+    replay(Kernel(Config(scheme=scheme)), read_trace(BASIC), dump=dumps)
+    assert [strip(d) for d in dumps] == ref

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from rmaplab.cli.main import UsageError
-from rmaplab.config import Config, size_to_pages
+from rmaplab.config import SCHEMES, Config, size_to_pages
 from rmaplab.show.maps import OFFSET_STYLES, maps_text
 from rmaplab.trace.reader import TraceError, read_trace
 from rmaplab.trace.replay import InvariantBroken, ModelFailure, replay
@@ -64,7 +64,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--stats", action="store_true",
                    help="print the counters and memory/swap use as JSON on stdout")
     p.add_argument("--scheme", metavar="NAME", default=None,
-                   help="reverse-mapping scheme (default: anon_vma)")
+                   help=f"reverse-mapping scheme: {', '.join(SCHEMES)} (default: anon_vma)")
     p.add_argument("--mem", metavar="SIZE", default=None,
                    help="physical memory, e.g. 64M (default: unlimited)")
     p.add_argument("--swap", metavar="SIZE", default=None,

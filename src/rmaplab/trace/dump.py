@@ -82,15 +82,19 @@ def pages_of(kernel: Any, pid: int) -> list[dict]:
     value = ctx.contents.value
     vals = [value(t) for t in uniq.tolist()]
     tok = [vals[i] for i in inv.tolist()]
-    out = []
-    for addr, is_p, f, mc, t in zip((vpns << PAGE_SHIFT).tolist(), present.tolist(),
-                                    pfn.tolist(), mapcount.tolist(), tok):
-        if is_p:
-            out.append({"addr": addr, "state": "present", "frame": f, "mapcount": mc,
-                        "token": None if f == ZERO_PFN else t, "zero_page": f == ZERO_PFN})
-        else:
-            out.append({"addr": addr, "state": "swap", "frame": None, "mapcount": None,
-                        "token": t, "zero_page": False})
+    # every page as if present ...
+    out = [{"addr": a, "state": "present", "frame": f, "mapcount": m,
+            "token": t if f != ZERO_PFN else None,
+            "zero_page": f == ZERO_PFN}
+           for a, f, m, t in zip((vpns << PAGE_SHIFT).tolist(), pfn.tolist(),
+                                 mapcount.tolist(), tok)]
+    # ... then the swap entries put right
+    for i in swapped.tolist():
+        p = out[i]
+        p["state"] = "swap"
+        p["token"] = tok[i]
+        p["frame"] = p["mapcount"] = None
+        p["zero_page"] = False
     return out
 
 

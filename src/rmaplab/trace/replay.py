@@ -164,7 +164,12 @@ def replay(kernel: Any, events: Iterable[Event], results: Any = None, dump: Any 
         except SyscallError as e:
             res = e.errno
         except (NoSuchProcess, AbiError, _Redeclared) as e:
-            raise TraceError(filename, line, f"{op}: {e}") from None
+            why = str(e)
+            if pid is not None and pid in getattr(kernel, "oom_killed", ()):
+                why = (f"pid {pid} was killed by the model's OOM killer earlier in the "
+                       f"replay (the model ran out of memory where the traced system did "
+                       f"not; try a larger --mem or --swap)")
+            raise TraceError(filename, line, f"{op}: {why}") from None
         except InvariantError as e:
             raise InvariantBroken(filename, line, op, str(e), when="in") from e
         except Exception as e:  # a bug in the model, reported with the event
