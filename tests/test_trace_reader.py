@@ -308,3 +308,21 @@ def test_cli_bad_options(capsys):
     assert main(["replay", str(DATA / "basic.jsonl"), "--scheme", "nosuch"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("rmaplab: ") == 2
+
+
+def test_truncated_gzip(tmp_path):
+    p = tmp_path / "t.jsonl.gz"
+    p.write_bytes(gzip.compress((DATA / "basic.jsonl").read_bytes())[:-30])
+    with pytest.raises(TraceError) as ei:
+        read_trace(str(p))
+    assert str(ei.value).startswith(f"{p}: cannot read")
+
+
+def test_byte_order_mark_is_ignored():
+    t = parse_trace(b"\xef\xbb\xbf" + SPAWN.encode() + b"\n", "bom.jsonl")
+    assert [(e.line, e.op) for e in t.events] == [(1, "spawn")]
+
+
+def test_iterable_of_lines():
+    t = parse_trace([SPAWN + "\n", "# c\n", '{"op": "exit", "pid": 1}\n'], "it")
+    assert [(e.line, e.op) for e in t.events] == [(1, "spawn"), (3, "exit")]

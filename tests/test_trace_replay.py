@@ -398,3 +398,83 @@ def test_dumps_do_not_depend_on_scheme_but_anon_vma(scheme):
     dumps: list = []
     replay(Kernel(Config(scheme=scheme)), read_trace(BASIC), dump=dumps)
     assert [strip(d) for d in dumps] == ref
+
+
+# -- reclaim ------------------------------------------------------------------------------
+
+RECLAIM = ('{"op": "spawn", "pid": 1}\n{"op": "reclaim", "pages": 12, "expect": 7}\n'
+           '{"op": "reclaim", "pages": "0x5"}\n')
+
+
+def test_reclaim_result_is_what_kernel_reclaim_returns():
+    asked = []
+
+    class K(Kernel):
+        def reclaim(self, pages):
+            asked.append(pages)
+            return 7
+    res: list = []
+    rep = replay(K(), parse_trace(RECLAIM, "r.jsonl"), results=res)
+    assert asked == [12, 5]
+    assert res[1] == {"event": 1, "line": 2, "op": "reclaim", "result": 7}
+    assert rep.mismatches == 0
+
+
+def test_reclaim_without_kernel_support_frees_nothing():
+    class K(Kernel):
+        def __getattribute__(self, name):
+            if name == "reclaim":
+                raise AttributeError(name)
+            return super().__getattribute__(name)
+    res: list = []
+    rep = replay(K(), parse_trace(RECLAIM, "r.jsonl"), results=res)
+    assert [r["result"] for r in res[1:]] == [0, 0] and rep.mismatches == 1
+
+
+def test_reclaim_on_real_kernel_frees_frames():
+    # whatever reclaim frees must show in the frames in use
+    from rmaplab.config import Config
+    k = Kernel(Config(mem_pages=256, swap_pages=256))
+    t = parse_trace('{"op": "spawn", "pid": 1}\n'
+                    '{"op": "mmap", "pid": 1, "addr": null, "len": 409600, "prot": "rw-", '
+                    '"flags": ["private", "anonymous"]}\n'
+                    '{"op": "touch", "pid": 1, "addr": "0x2aaaaaaab000", "len": 409600, '
+                    '"access": "w", "token": 1}\n'
+                    '{"op": "checkpoint", "name": "before"}\n'
+                    '{"op": "reclaim", "pages": 32}\n', "rk.jsonl")
+    used = {}
+    res: list = []
+    replay(k, t, results=res, check=True,
+           on_checkpoint=lambda name, i, kk: used.setdefault(name, kk.mem.nr_used))
+    freed = res[4]["result"]
+    assert isinstance(freed, int) and 0 <= freed
+    assert used["before"] - k.mem.nr_used == freed
+
+
+def test_swap_page_token_comes_from_swap_cache_when_cached():
+    # After fork and swap-out, the parent's read brings the pages back into
+    # the swap cache while the child's ptes still hold the swap entries. A
+    # swap pte whose entry is in the swap cache holds what that cached page
+    # holds (the slot may be stale); make the slot differ to see which is read.
+    from rmaplab.config import Config
+    from rmaplab.trace.dump import pages_of
+    k = Kernel(Config(mem_pages=64, swap_pages=256))
+    t = parse_trace("\n".join([
+        '{"op": "spawn", "pid": 1}',
+        '{"op": "mmap", "pid": 1, "addr": null, "len": 40960, "prot": "rw-", "flags": ["private", "anonymous"]}',
+        '{"op": "touch", "pid": 1, "addr": "0x2aaaaaaab000", "len": 40960, "access": "w", "token": "old"}',
+        '{"op": "fork", "pid": 1, "child": 2}',
+        '{"op": "reclaim", "pages": 10}',
+        '{"op": "touch", "pid": 1, "addr": "0x2aaaaaaab000", "len": 40960, "access": "r"}',
+    ]), "sc.jsonl")
+    replay(k, t)
+    mm = k.mm(2)
+    vpns, ptes = mm.pgd.populated(B >> 12, (B >> 12) + 10)
+    cached = [(int(v), int(p) >> 12) for v, p in zip(vpns, ptes)
+              if not p & 1 and int(p) >> 12 in k.ctx.swapper_space]
+    if not cached:
+        pytest.skip("the model's reclaim left no swap pte of the child in the swap cache")
+    vpn, entry = cached[0]
+    k.ctx.swap.contents[entry] = k.ctx.contents.intern("stale slot")
+    page = {p["addr"]: p for p in pages_of(k, 2)}[vpn << 12]
+    assert page["state"] == "swap" and page["token"] == "old"

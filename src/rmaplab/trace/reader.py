@@ -24,6 +24,7 @@ import gc
 import gzip
 import re
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -382,7 +383,7 @@ _OPS: dict[str, tuple[Any, tuple[str, ...], tuple[str, ...]]] = {
 }
 OPS = tuple(_OPS)
 
-#: op -> (parser, frozenset of allowed keys, number of required keys + op)
+#: op -> (parser, the keys allowed in its events, its required fields)
 _TABLE = {op: (fn, frozenset(("op", "expect") + req + opt), req)
           for op, (fn, req, opt) in _OPS.items()}
 
@@ -416,8 +417,8 @@ def _read_bytes(path: str) -> bytes:
             data = gzip.decompress(data)
     except OSError as e:   # includes gzip.BadGzipFile
         raise TraceError(path, None, f"cannot read: {e.strerror or e}") from None
-    except EOFError as e:
-        raise TraceError(path, None, f"cannot read: truncated gzip data ({e})") from None
+    except (EOFError, zlib.error) as e:
+        raise TraceError(path, None, f"cannot read: corrupt or truncated gzip data ({e})") from None
     return data
 
 
@@ -442,6 +443,8 @@ def parse_trace(data: bytes | str | Iterable[str | bytes], filename: str = "<tra
 def _parse(data: bytes | str | Iterable[str | bytes], filename: str) -> Trace:
     if isinstance(data, str):
         data = data.encode()
+    if isinstance(data, bytes) and data[:3] == b"\xef\xbb\xbf":
+        data = data[3:]            # a UTF-8 byte-order mark
     lines = data.split(b"\n") if isinstance(data, bytes) else [
         (ln.encode() if isinstance(ln, str) else ln).rstrip(b"\n") for ln in data]
     return _parse_lines(lines, filename)

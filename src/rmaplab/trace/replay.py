@@ -202,6 +202,8 @@ def replay(kernel: Any, events: Iterable[Event], results: Any = None, dump: Any 
                 check_rmap_complete(kernel, validate(kernel))
             except InvariantError as e:
                 raise InvariantBroken(filename, line, op, str(e)) from e
+            except Exception as e:  # a bug in a validator
+                raise ModelFailure(filename, line, f"the checks after {op}", e) from e
     if put_dump is not None:
         put_dump(state_dump(kernel, None, n))
         report.dumps += 1
