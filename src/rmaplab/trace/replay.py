@@ -87,32 +87,30 @@ def _as_int(v: Any) -> Any:
     return v if v is None or v.__class__ is int or v.__class__ is str else int(v)
 
 
-def _handlers(kernel: Any) -> dict[str, Callable[[int | None, tuple], Any]]:
-    """op -> handler(pid, args) returning the result (TouchResult for touch)."""
-    k = kernel
+def _reclaim(k: Any, pid: Any, a: tuple) -> int:
+    fn = getattr(k, "reclaim", None)      # a Kernel without reclaim frees nothing
+    return int(fn(a[0])) if fn is not None else 0
 
-    def reclaim(pid: Any, a: tuple) -> int:
-        fn = getattr(k, "reclaim", None)
-        return int(fn(a[0])) if fn is not None else 0
 
-    return {
-        "spawn": lambda pid, a: k.spawn(pid),
-        "exec": lambda pid, a: k.exec(pid),
-        "exit": lambda pid, a: k.exit(pid),
-        "fork": lambda pid, a: k.fork(pid, a[0]),
-        "file": lambda pid, a: _declare(k, *a),
-        "mmap": lambda pid, a: k.mmap(pid, a[0], a[1], a[2], a[3], file=a[4], offset=a[5]),
-        "munmap": lambda pid, a: k.munmap(pid, a[0], a[1]),
-        "mprotect": lambda pid, a: k.mprotect(pid, a[0], a[1], a[2]),
-        "mremap": lambda pid, a: k.mremap(pid, a[0], a[1], a[2], a[3], a[4]),
-        "brk": lambda pid, a: k.brk(pid, a[0]),
-        "madvise": lambda pid, a: k.madvise(pid, a[0], a[1], a[2]),
-        "mlock": lambda pid, a: k.mlock(pid, a[0], a[1]),
-        "munlock": lambda pid, a: k.munlock(pid, a[0], a[1]),
-        "touch": lambda pid, a: k.touch(pid, a[0], a[1], a[2], a[3]),
-        "reclaim": reclaim,
-        "checkpoint": lambda pid, a: None,
-    }
+#: op -> handler(kernel, pid, args) giving the result (a TouchResult for touch)
+_HANDLERS: dict[str, Callable[[Any, Any, tuple], Any]] = {
+    "spawn": lambda k, pid, a: k.spawn(pid),
+    "exec": lambda k, pid, a: k.exec(pid),
+    "exit": lambda k, pid, a: k.exit(pid),
+    "fork": lambda k, pid, a: k.fork(pid, a[0]),
+    "file": lambda k, pid, a: _declare(k, *a),
+    "mmap": lambda k, pid, a: k.mmap(pid, a[0], a[1], a[2], a[3], file=a[4], offset=a[5]),
+    "munmap": lambda k, pid, a: k.munmap(pid, a[0], a[1]),
+    "mprotect": lambda k, pid, a: k.mprotect(pid, a[0], a[1], a[2]),
+    "mremap": lambda k, pid, a: k.mremap(pid, a[0], a[1], a[2], a[3], a[4]),
+    "brk": lambda k, pid, a: k.brk(pid, a[0]),
+    "madvise": lambda k, pid, a: k.madvise(pid, a[0], a[1], a[2]),
+    "mlock": lambda k, pid, a: k.mlock(pid, a[0], a[1]),
+    "munlock": lambda k, pid, a: k.munlock(pid, a[0], a[1]),
+    "touch": lambda k, pid, a: k.touch(pid, a[0], a[1], a[2], a[3]),
+    "reclaim": _reclaim,
+    "checkpoint": lambda k, pid, a: None,
+}
 
 
 class _Redeclared(Exception):
@@ -145,7 +143,7 @@ def replay(kernel: Any, events: Iterable[Event], results: Any = None, dump: Any 
     put_dump = _sink(dump)
     if check:
         from rmaplab.check import check_rmap_complete, validate
-    handlers = _handlers(kernel)
+    handlers = _HANDLERS
     report = ReplayReport()
     kept = report.first_mismatches
     no_expect = NO_EXPECT
@@ -155,7 +153,7 @@ def replay(kernel: Any, events: Iterable[Event], results: Any = None, dump: Any 
         index, line, op, pid, args, expect = ev
         read = None
         try:
-            res = handlers[op](pid, args)
+            res = handlers[op](kernel, pid, args)
             if res.__class__ is TouchResult:
                 read = res.read if res.result == "ok" and args[2] == "r" else None
                 res = res.result
