@@ -114,18 +114,19 @@ def _write(path: str, lines: Any) -> int:
         out.flush()
         return size
     try:
-        if path.endswith(".gz"):
-            # mtime 0: the same trace gives the same bytes
-            fh: Any = gzip.GzipFile(path, "wb", mtime=0)
-        else:
-            fh = open(path, "wb")
+        raw = open(path, "wb")
     except OSError as e:
         raise UsageError(f"{path}: cannot write: {e.strerror or e}") from None
     try:
-        with fh:
-            for ln in lines:
-                fh.write(ln)
-                size += len(ln)
+        with raw:
+            # no name and mtime 0 in the gzip header: the same trace gives
+            # the same bytes
+            fh: Any = (gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+                       if path.endswith(".gz") else raw)
+            with fh:
+                for ln in lines:
+                    fh.write(ln)
+                    size += len(ln)
     except OSError as e:
         raise UsageError(f"{path}: cannot write: {e.strerror or e}") from None
     return size
