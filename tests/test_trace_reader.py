@@ -326,3 +326,20 @@ def test_byte_order_mark_is_ignored():
 def test_iterable_of_lines():
     t = parse_trace([SPAWN + "\n", "# c\n", '{"op": "exit", "pid": 1}\n'], "it")
     assert [(e.line, e.op) for e in t.events] == [(1, "spawn"), (3, "exit")]
+
+
+@pytest.mark.parametrize("name", ["basic.jsonl", "basic.jsonl.gz"])
+def test_cli_reads_stdin(monkeypatch, capsys, name):
+    import io
+    import sys
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO((DATA / name).read_bytes())))
+    assert main(["replay", "-"]) == 0
+    assert capsys.readouterr().out.startswith("<stdin>: 13 events, 1 mismatch")
+
+
+def test_cli_stdin_error_names_stdin(monkeypatch, capsys):
+    import io
+    import sys
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"op": "spawn"}\n')))
+    assert main(["replay", "-"]) == 2
+    assert capsys.readouterr().err == "rmaplab: <stdin>:1: spawn needs field 'pid'\n"

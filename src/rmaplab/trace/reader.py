@@ -416,15 +416,16 @@ def _read_bytes(path: str) -> bytes:
         if path.endswith(".gz") or data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
     except OSError as e:   # includes gzip.BadGzipFile
-        raise TraceError(path, None, f"cannot read: {e.strerror or e}") from None
+        raise TraceError("<stdin>" if path == "-" else path, None, f"cannot read: {e.strerror or e}") from None
     except (EOFError, zlib.error) as e:
-        raise TraceError(path, None, f"cannot read: corrupt or truncated gzip data ({e})") from None
+        raise TraceError("<stdin>" if path == "-" else path, None, f"cannot read: corrupt or truncated gzip data ({e})") from None
     return data
 
 
 def read_trace(path: str) -> Trace:
-    """Read and check the whole trace at ``path`` (``"-"`` is stdin)."""
-    return parse_trace(_read_bytes(path), path)
+    """Read and check the whole trace at ``path`` (``"-"`` is stdin, named
+    ``<stdin>`` in messages)."""
+    return parse_trace(_read_bytes(path), "<stdin>" if path == "-" else path)
 
 
 def parse_trace(data: bytes | str | Iterable[str | bytes], filename: str = "<trace>") -> Trace:
