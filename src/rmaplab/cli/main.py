@@ -16,7 +16,7 @@ from rmaplab import __version__
 from rmaplab.errors import ConfigError
 
 #: subcommand modules, in the order ``--help`` lists them
-COMMANDS = ("compare", "demo", "replay", "bench", "generate")
+COMMANDS = ("compare", "demo", "replay", "bench", "generate", "import_strace", "record")
 
 
 class UsageError(Exception):
