@@ -14,8 +14,9 @@ Counted per walk: every mm on the list (``rmap_mms_visited``), every VMA of
 an mm with resident pages (``rmap_vmas_visited``), every pte page scanned
 for a VMA (``rmap_pgtable_walks``; a pte page shared by two VMAs is scanned
 once for each, as swap_out_vma did), every pte slot compared inside the
-VMA's range (``rmap_ptes_compared``) and every hit (``rmap_ptes_found``). An
-mm with no resident pages is skipped without a scan. The per-candidate
+VMA's range (``rmap_ptes_compared``, up to the last hit when the caller
+stops early) and every hit (``rmap_ptes_found``). An mm with no resident
+pages is skipped without a scan. The per-candidate
 steps (the page_table_lock taken on each hit, the unmap itself) are the
 base class's 2.6.11 ones.
 
@@ -113,12 +114,15 @@ class NoRmapScheme(RmapScheme):
                 st.rmap_vmas_visited += 1
                 for t, lo, hi, vpn in pgd.runs(vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT):
                     st.rmap_pgtable_walks += 1
-                    st.rmap_ptes_compared += hi - lo
                     seg = t[lo:hi]
                     hits = np.flatnonzero(((seg & _PAGE_PRESENT) != 0) & ((seg >> PTE_PFN_SHIFT) == pfn))
+                    done = 0            # ptes of this run compared so far
                     for h in hits.tolist():
+                        st.rmap_ptes_compared += h + 1 - done
+                        done = h + 1
                         st.rmap_ptes_found += 1
                         yield vma, (vpn + h) << PAGE_SHIFT
+                    st.rmap_ptes_compared += hi - lo - done
 
     def anon_candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
         return self.candidates(pfn)
