@@ -699,7 +699,7 @@ def _file_path(deco: str | None) -> str | None:
     """A -y decoration naming a file (not a pipe, socket or anon inode)."""
     if not deco:
         return None
-    if deco.startswith("/") or deco.startswith("memfd:"):
+    if deco.startswith("/"):
         return deco
     return None
 
@@ -1136,7 +1136,7 @@ class _Importer:
         if name in _OPENS:
             if name == "memfd_create":
                 s = _cstring(a[0])
-                path = f"memfd:{s}" if s is not None else None
+                path = f"/memfd:{s}" if s is not None else None     # as -y and maps show it
                 cloexec = "MFD_CLOEXEC" in a[1] if len(a) > 1 else False
             else:
                 if name in ("open", "creat"):
