@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rmaplab.config import SCHEMES, ConfigError, size_to_pages
@@ -166,7 +167,7 @@ def _study(args: argparse.Namespace, schemes: list[str], console: Console) -> in
         console.print("[bold]Claims[/bold]")
         for v in vs:
             style = "green" if v.supported else "red" if v.supported is False else "yellow"
-            console.print(f"[{style}]{v.line()}[/{style}]")
+            console.print(f"[{style}]{escape(v.line())}[/{style}]")
     if args.html:
         _study_html(args.html, res, vs, sweeps, done, console)
     return 0 if all(v.supported is not None for v in vs) else 0

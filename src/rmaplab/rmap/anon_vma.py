@@ -214,8 +214,8 @@ class AnonVmaScheme(RmapScheme):
                                  f" {vma!r}, which is not on its anon_vma list ({av!r})")
 
     def metadata_bytes(self) -> dict[str, int]:
-        nv = sum(len(av.head) for av in self.anon_vmas.values())
-        na = len(self.anon_vmas)
-        # i386 2004: +12 B per vma (anon_vma_node 8 + anon_vma 4), 12 B per
-        # anon_vma (SMP); x86_64: 24 B per vma, 24 B per anon_vma (inferred).
+        """i386 2004: +12 B in every vma (anon_vma_node 8, anon_vma 4) and
+        12 B per anon_vma (SMP spinlock 4, list head 8); x86_64: 24 B per vma
+        (16 + 8) and 24 B per anon_vma (spinlock 4 padded to 8, head 16)."""
+        nv, na = self.nr_vmas(), len(self.anon_vmas)
         return {"i386": 12 * nv + 12 * na, "x86_64": 24 * nv + 24 * na}

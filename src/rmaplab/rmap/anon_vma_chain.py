@@ -23,9 +23,8 @@ that may be shared (swap-in), and the reusing VMA's anon_vma after
 ``page_move_anon_rmap``. A walk searches only that anon_vma's tree, so a
 page COWed in a child is found by looking at the child alone.
 
-Choices the model makes where the kernel interface is not enough (see
-``docs`` at the end of this docstring for the core hooks that would remove
-them):
+Choices the model makes where the core interface is not enough (the end
+of this docstring names the core hooks that would remove them):
 
 1. The interval tree is modelled by its result: ``rb`` holds the AVCs and a
    query returns, in order of ``vm_pgoff`` (ties in insertion order, as an
@@ -37,13 +36,13 @@ them):
    ``rmap_vmas_visited`` per AVC the query returns (what the kernel's loop
    body sees); ``config.extra["avc_walk"] = "list"`` instead models the
    2.6.34–3.6 ``same_anon_vma`` list, visiting every AVC.
-2. ``vma_link`` of a VMA that already has an anon_vma (a split piece, a
-   copy_vma copy) clones the chain of a live VMA with the same anon_vma:
-   the kernel clones the source VMA's chain, and every VMA sharing an
-   anon_vma has the same chain (the invariant 2555283eb40d restored, which
-   ``check`` verifies), so any of them gives the same result. The scheme
-   keeps the set of such VMAs (``AnonVma.active``, whose size is
-   ``num_active_vmas``) to find one in O(1).
+2. ``vma_clone(new, src)`` (split_vma, copy_vma) clones ``src``'s chain,
+   and ``vma_import`` clones the exporter's. Should a VMA with an
+   anon_vma reach ``vma_link`` without a chain, it clones the chain of a
+   live VMA with the same anon_vma: every VMA sharing an anon_vma has the
+   same chain (the invariant 2555283eb40d restored, which ``check``
+   verifies). ``AnonVma.active`` (whose size is ``num_active_vmas``) finds
+   one in O(1).
 3. The three-way compatibility test of ``vma_merge`` reaches
    ``is_mergeable_anon_vma`` with (prev.anon_vma, next.anon_vma, next,
    prev), which is indistinguishable by its arguments from a copy_vma
@@ -57,11 +56,13 @@ Configuration (``config.extra``):
 - ``avc_reuse``: the 3.19 reuse heuristic at fork (default True);
 - ``avc_walk``: ``"tree"`` (default, 3.7+ interval tree) or ``"list"``.
 
-Core hooks that would make the model exact (described, not used):
-``vma_clone(new, src)`` from split_vma/copy_vma (instead of choice 2),
-``vma_adjusted(vma)`` after any boundary or pgoff change (for a keyed
-tree, choice 1), and a distinct ``anon_vmas_compatible(prev, next)`` call
-for the three-way test (choice 3).
+Core hooks that would make the model exact (described, not used): a
+``vma_adjusted(vma)`` call after any change of a VMA's boundaries or pgoff
+(for a keyed tree, choice 1); a distinct ``anon_vmas_compatible(prev,
+next)`` call for the three-way test (choice 3); and the anon_vma handed to
+a VMA that copy_vma's merge expanded over the destination (today done in
+``vma_moved``, after the ptes moved, where the kernel's ``vma_expand``
+does it before).
 """
 
 from __future__ import annotations
@@ -233,9 +234,18 @@ class AnonVmaChainScheme(RmapScheme):
         self._set_active(vma, av)
         self._link(vma, av)
 
+    def vma_clone(self, new: Any, src: Any) -> None:
+        """``anon_vma_clone(new, src)`` from split_vma and copy_vma: ``new``
+        is a copy of ``src`` (same anon_vma) and gets the same chain."""
+        self._tests.clear()
+        new.rmap = []
+        if new.anon_vma is not None:
+            self._clone(new, src, fork=False)
+
     def vma_link(self, vma: Any) -> None:
-        """A new VMA. With an anon_vma already set it is a split piece or a
-        copy_vma copy: ``anon_vma_clone`` of the source's chain (choice 2)."""
+        """A new VMA. One that has an anon_vma but no chain yet (a copy the
+        core made without ``vma_clone``) clones the chain of a live VMA with
+        the same anon_vma (choice 2)."""
         self._tests.clear()
         if vma.rmap is None:
             vma.rmap = []
@@ -244,8 +254,7 @@ class AnonVmaChainScheme(RmapScheme):
             return
         if av.id not in self.anon_vmas:
             raise InvariantError(f"{vma!r} linked with freed {av!r}")
-        src = self._source_of(av, vma)
-        self._clone(vma, src, fork=False)
+        self._clone(vma, self._source_of(av, vma), fork=False)
 
     def vma_fork(self, child: Any, parent: Any) -> None:
         """``anon_vma_fork``: nothing if the parent has no anon_vma; else
@@ -320,14 +329,16 @@ class AnonVmaChainScheme(RmapScheme):
         dst.anon_vma = src.anon_vma
         self._clone(dst, src, fork=False)
 
-    def vma_import(self, importer: Any, anon_vma: Any) -> None:
-        """``dup_anon_vma`` in a merge: an importer without anon_vma clones
-        the exporter's chain (the exporter being any VMA of ``anon_vma``)."""
+    def vma_import(self, importer: Any, anon_vma: Any, exporter: Any = None) -> None:
+        """``dup_anon_vma(importer, exporter)`` in a merge: an importer
+        without anon_vma takes the exporter's and a clone of its chain."""
         self._tests.clear()
         if anon_vma is None:
             return
         if importer.anon_vma is None:
-            self._dup_anon_vma(importer, self._source_of(anon_vma, importer))
+            if exporter is None or exporter.anon_vma is not anon_vma:
+                exporter = self._source_of(anon_vma, importer)
+            self._dup_anon_vma(importer, exporter)
         elif importer.anon_vma is not anon_vma:
             raise InvariantError(f"{importer!r} imports {anon_vma!r} over its own")
 
@@ -578,7 +589,7 @@ class AnonVmaChainScheme(RmapScheme):
                                  f" (av{int(self.mem.mapping[pfn]) >> 1})")
 
     def metadata_bytes(self) -> dict[str, int]:
-        """Bytes of rmap metadata (VMAs counted: those with a chain).
+        """Bytes of rmap metadata (the per-VMA fields count in every VMA).
 
         x86_64, modern, non-debug: AVC 64 B (vma 8, anon_vma 8, same_vma 16,
         rb_node 24, rb_subtree_last 8); anon_vma 96 B (root 8, rw_semaphore
@@ -590,7 +601,7 @@ class AnonVmaChainScheme(RmapScheme):
         same_vma 8, same_anon_vma 8); anon_vma 12 B (spinlock 4, head 8;
         +4 with KSM or MIGRATION, not counted); per VMA 12 B (anon_vma 4,
         anon_vma_chain 8, replacing 2.6.7's anon_vma_node)."""
-        nv, na, nc = len(self.chained), len(self.anon_vmas), self.n_avc
+        nv, na, nc = self.nr_vmas(), len(self.anon_vmas), self.n_avc
         return {"i386": 24 * nc + 12 * na + 12 * nv, "x86_64": 64 * nc + 96 * na + 24 * nv}
 
 

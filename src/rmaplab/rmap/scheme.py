@@ -354,3 +354,9 @@ class RmapScheme:
     def metadata_bytes(self) -> dict[str, int]:
         """Bytes of rmap metadata now (i386 2004 and x86_64)."""
         return {"i386": 0, "x86_64": 0}
+
+    def nr_vmas(self) -> int:
+        """VMAs alive in the whole system (the fields a scheme adds to
+        vm_area_struct cost their bytes in every one of them)."""
+        st = self.ctx.stat
+        return st.vma_alloc - st.vma_free
