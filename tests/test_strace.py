@@ -813,3 +813,37 @@ def test_record_without_strace(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not found" in err and "apt-get install strace" in err
     assert main(["record", "-o", str(tmp_path / "x.jsonl")]) == 2
+
+
+@needs_strace
+def test_record_ctrl_c_stops_cleanly(tmp_path):
+    """SIGINT to rmaplab (as Ctrl-C sends it) while the command runs: the
+    command is stopped, the trace holds what was recorded, exit status 130."""
+    import signal
+    import sys
+    import time
+    out, log = tmp_path / "sleep.jsonl", tmp_path / "sleep.log"
+    p = subprocess.Popen([sys.executable, "-m", "rmaplab.cli.main", "record", "-o", str(out),
+                          "--keep-log", str(log), "--", "sleep", "60"],
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 60
+        # wait until sleep has been exec'ed and loaded (its libc is mapped)
+        while "libc" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.1)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+        assert time.monotonic() - t0 < 20
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, err
+    assert "interrupted" in err
+    t = read_trace(str(out))
+    assert "interrupted" in t.header["source"]
+    assert t.events[0].op == "spawn" and any(e.op == "mmap" for e in t.events)

@@ -119,12 +119,14 @@ from __future__ import annotations
 import codecs
 import glob
 import gzip
+import heapq
 import os
 import re
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -512,34 +514,51 @@ def merge_streams(streams: list[Stream]) -> tuple[list[Any], str]:
             if r.__class__ is Call and r.name in _CLONES and r.ret and r.ret > 0:
                 children.add(r.ret)
     timed = all(s.timestamps for s in streams)
-    active = [s for s in streams if s.pid is None or s.pid not in children]
-    started = {id(s) for s in active}
-    head = {id(s): 0 for s in streams}
-    out: list[Any] = []
-    while active:
+    order = {id(s): k for k, s in enumerate(streams)}
+    head = [0] * len(streams)
+    started: set[int] = set()
+    # timed: a heap of (time of the next record, file order); else a stack
+    active: list = []
+
+    def start(s: Stream) -> None:
+        started.add(id(s))
+        k = order[id(s)]
+        if not s.records:
+            return
         if timed:
-            s = min(active, key=lambda s: (s.records[head[id(s)]].ts or 0.0)
-                    if head[id(s)] < len(s.records) else -1.0)
+            heapq.heappush(active, (s.records[0].ts or 0.0, k))
         else:
-            s = active[-1]
-        i = head[id(s)]
-        if i >= len(s.records):
-            active.remove(s)
+            active.append(k)
+
+    for s in streams:
+        if s.pid is None or s.pid not in children:
+            start(s)
+    out: list[Any] = []
+    while True:
+        if not active:
+            # files whose creating call was never seen: as roots
+            rest = [s for s in streams if id(s) not in started]
+            if not rest:
+                break
+            start(rest[0])
             continue
+        k = active[0][1] if timed else active[-1]
+        s = streams[k]
+        i = head[k]
         r = s.records[i]
-        head[id(s)] = i + 1
+        head[k] = i + 1
+        if timed:
+            if i + 1 < len(s.records):
+                heapq.heapreplace(active, (s.records[i + 1].ts or 0.0, k))
+            else:
+                heapq.heappop(active)
+        elif i + 1 >= len(s.records):
+            active.pop()
         out.append(r)
         if r.__class__ is Call and r.name in _CLONES and r.ret and r.ret > 0:
             c = by_pid.get(r.ret)
             if c is not None and id(c) not in started:
-                started.add(id(c))
-                active.append(c)
-        if not active and len(started) < len(streams):
-            # files whose creating call was never seen: as roots
-            for s2 in streams:
-                if id(s2) not in started:
-                    started.add(id(s2))
-                    active.append(s2)
+                start(c)
     how = ("per-pid files merged by timestamp" if timed
            else "per-pid files, each child's after the call that created it")
     return out, how
@@ -559,9 +578,12 @@ def _num(s: str) -> int:
     if c > 0:
         s = s[:c]
     try:
-        return int(s, 16) if s[:2] in ("0x", "0X") else int(s)
+        v = int(s, 16) if s[:2] in ("0x", "0X") else int(s)
     except ValueError:
         raise _Unusable("bad arguments") from None
+    if not 0 <= v < 1 << 64:
+        raise _Unusable("bad arguments")
+    return v
 
 
 def _words(s: str) -> list[str]:
@@ -706,8 +728,7 @@ def _file_path(deco: str | None) -> str | None:
 
 # -- the model of the traced system the importer keeps -------------------------------
 
-@dataclass
-class _Seg:
+class _Seg(NamedTuple):
     start: int
     end: int
     prot: str
@@ -716,44 +737,68 @@ class _Seg:
     off: int        # file offset of start
 
 
+def _cut(s: _Seg, a: int, b: int, prot: str | None = None) -> _Seg:
+    """The part ``[a, b)`` of ``s`` (optionally with another prot)."""
+    return _Seg(a, b, s.prot if prot is None else prot, s.shared, s.path,
+                s.off + (a - s.start) if s.path else 0)
+
+
 class _Maps:
-    """The mappings the log showed being made, per mm (a plain sorted list:
-    address spaces of traced programs have hundreds of mappings)."""
+    """The mappings the log showed being made, per mm: sorted,
+    non-overlapping segments (the mappings ``execve`` makes are unknown)."""
 
     def __init__(self, segs: list[_Seg] | None = None) -> None:
         self.segs: list[_Seg] = segs or []
+        self.starts: list[int] = [x.start for x in self.segs]
 
     def copy(self) -> _Maps:
-        return _Maps([_Seg(**vars(s)) for s in self.segs])
+        return _Maps(list(self.segs))
+
+    def _span(self, start: int, end: int) -> tuple[int, int]:
+        """Indices ``[i, j)`` of the segments overlapping ``[start, end)``."""
+        i = bisect_right(self.starts, start) - 1
+        if i < 0 or self.segs[i].end <= start:
+            i += 1
+        return i, max(i, bisect_left(self.starts, end))
+
+    def _replace(self, i: int, j: int, new: list[_Seg]) -> None:
+        self.segs[i:j] = new
+        self.starts[i:j] = [x.start for x in new]
 
     def remove(self, start: int, end: int) -> None:
-        out: list[_Seg] = []
-        for s in self.segs:
-            if s.end <= start or s.start >= end:
-                out.append(s)
-                continue
-            if s.start < start:
-                out.append(_Seg(s.start, start, s.prot, s.shared, s.path, s.off))
-            if s.end > end:
-                out.append(_Seg(end, s.end, s.prot, s.shared, s.path,
-                                s.off + (end - s.start) if s.path else 0))
-        self.segs = out
+        i, j = self._span(start, end)
+        if i >= j:
+            return
+        first, last = self.segs[i], self.segs[j - 1]
+        keep = []
+        if first.start < start:
+            keep.append(_cut(first, first.start, start))
+        if last.end > end:
+            keep.append(_cut(last, end, last.end))
+        self._replace(i, j, keep)
 
     def add(self, seg: _Seg) -> None:
         self.remove(seg.start, seg.end)
-        self.segs.append(seg)
-        self.segs.sort(key=lambda s: s.start)
+        k = bisect_left(self.starts, seg.start)
+        self._replace(k, k, [seg])
 
     def protect(self, start: int, end: int, prot: str) -> None:
-        hit = [s for s in self.segs if s.start < end and s.end > start]
-        for s in hit:
-            a, b = max(s.start, start), min(s.end, end)
-            self.add(_Seg(a, b, prot, s.shared, s.path, s.off + (a - s.start) if s.path else 0))
+        i, j = self._span(start, end)
+        if i >= j:
+            return
+        pieces = []
+        for x in self.segs[i:j]:
+            if x.start < start:
+                pieces.append(_cut(x, x.start, start))
+            pieces.append(_cut(x, max(x.start, start), min(x.end, end), prot))
+            if x.end > end:
+                pieces.append(_cut(x, end, x.end))
+        self._replace(i, j, pieces)
 
     def at(self, addr: int) -> _Seg | None:
-        for s in self.segs:
-            if s.start <= addr < s.end:
-                return s
+        i = bisect_right(self.starts, addr) - 1
+        if i >= 0 and self.segs[i].end > addr:
+            return self.segs[i]
         return None
 
 
@@ -885,8 +930,10 @@ class _Importer:
         self.events: list[dict] = []
         self.tasks: dict[int, _Task] = {}
         self.live_pids: set[int] = set()
-        self.used_pids: set[int] = set()
         self.next_pid = 1
+        self.spare_pid = 1 << 22
+        #: live tasks of each thread group
+        self.groups: dict[int, set[_Task]] = {}
         self.files: dict[str, dict] = {}     # path -> its file event
         self.stat_size: dict[str, int] = {}
         self.mapped_size: dict[str, int] = {}
@@ -896,21 +943,27 @@ class _Importer:
     # -- pids and tasks ------------------------------------------------------------
 
     def _trace_pid(self, real: int) -> int:
-        if self.renumber or real < 0 or real in self.live_pids:
-            while self.next_pid in self.live_pids or (self.renumber and self.next_pid in self.used_pids):
-                self.next_pid += 1
+        """The trace pid of a new process: its real pid, or with --pid-map
+        the next of 1, 2, 3, ...; a stand-in for an unknown pid, or a real
+        pid still in use in the trace (a missed exit), is taken above
+        Linux's largest pid_max (2**22), where it meets no real pid."""
+        if self.renumber:
             p = self.next_pid
             self.next_pid += 1
+        elif real < 0 or real in self.live_pids:
+            while self.spare_pid in self.live_pids:
+                self.spare_pid += 1
+            p = self.spare_pid
+            self.spare_pid += 1
         else:
             p = real
-        self.used_pids.add(p)
         return p
 
     def _root(self, tid: int) -> _Task:
         mm = _Mm(pid=self._trace_pid(tid), owner=tid)
         mm.users.add(tid)
         t = _Task(tid, tid, mm, _Fds())
-        self.tasks[tid] = t
+        self._add_task(t)
         self.r.pids.append((tid, mm.pid, "root process"))
         return t
 
@@ -928,6 +981,13 @@ class _Importer:
                 return root
         return self._root(tid)
 
+    def _add_task(self, t: _Task) -> None:
+        old = self.tasks.get(t.tid)
+        if old is not None and old.alive:      # a tid reused without its end seen
+            self._task_dies(old)
+        self.tasks[t.tid] = t
+        self.groups.setdefault(t.tgid, set()).add(t)
+
     def _need(self, mm: _Mm) -> None:
         """The trace must have created the process before it acts."""
         if not mm.spawned:
@@ -939,6 +999,9 @@ class _Importer:
         if not t.alive:
             return
         t.alive = False
+        g = self.groups.get(t.tgid)
+        if g is not None:
+            g.discard(t)
         mm = t.mm
         mm.users.discard(t.tid)
         if not mm.users and mm.alive:
@@ -1060,7 +1123,7 @@ class _Importer:
             mm = parent.mm
             tgid = parent.tgid if flags & CLONE_THREAD else child_tid
             mm.users.add(child_tid)
-            self.tasks[child_tid] = _Task(child_tid, tgid, mm, fds)
+            self._add_task(_Task(child_tid, tgid, mm, fds))
             role = ("thread" if flags & CLONE_THREAD else
                     "vfork child" if flags & CLONE_VFORK else "CLONE_VM task")
             self.r.pids.append((child_tid, mm.pid, f"{role} of {c.pid}, on its mm"))
@@ -1070,7 +1133,7 @@ class _Importer:
                  maps=parent.mm.maps.copy(), brk=parent.mm.brk)
         mm.users.add(child_tid)
         self.live_pids.add(mm.pid)
-        self.tasks[child_tid] = _Task(child_tid, child_tid, mm, fds)
+        self._add_task(_Task(child_tid, child_tid, mm, fds))
         self.r.pids.append((child_tid, mm.pid, f"child of {c.pid}"))
         self.emit({"op": "fork", "pid": parent.mm.pid, "child": mm.pid})
 
@@ -1094,9 +1157,10 @@ class _Importer:
             mm = new
         else:
             self.emit({"op": "exec", "pid": mm.pid})
-            for other in list(self.tasks.values()):
-                if other is not t and other.mm is mm and other.tgid == t.tgid and other.alive:
+            for other in list(self.groups.get(t.tgid, ())):
+                if other is not t:             # exec ends the other threads
                     other.alive = False
+                    self.groups[t.tgid].discard(other)
                     mm.users.discard(other.tid)
             mm.maps = _Maps()
             mm.brk = None
@@ -1110,8 +1174,8 @@ class _Importer:
     def _exit(self, c: Call) -> None:
         t = self.task(c.pid)
         if c.name == "exit_group":
-            for other in list(self.tasks.values()):
-                if other.tgid == t.tgid and other.alive and other is not t:
+            for other in list(self.groups.get(t.tgid, ())):
+                if other is not t:
                     self._task_dies(other)
         self._task_dies(t)
 
@@ -1288,7 +1352,7 @@ class _Importer:
 
     def _mprotect(self, t: _Task, c: Call, expect: Any, ok: bool) -> None:
         a = c.args
-        if c.name == "pkey_mprotect" and (len(a) < 4 or _num(a[3]) != -1):
+        if c.name == "pkey_mprotect" and (len(a) < 4 or a[3].strip() != "-1"):
             raise _Unusable("pkey_mprotect with a protection key")
         addr, length = _num(a[0]), _num(a[1])
         prot, other = _prot(a[2], self.r.dropped)
