@@ -42,6 +42,12 @@ addresses:
              machine did (default)
   as-called  written as called: the model (Linux 2.6.7) chooses addresses
 
+processes: the root's first execve is a spawn; fork/clone/clone3 of a process
+with its own mm a fork; a CLONE_VM thread keeps its process's pid (no fork);
+a vfork (CLONE_VM|CLONE_VFORK) child is its parent until its execve, which
+becomes a fork immediately followed by an exec; exit_group, the last exit,
+"+++ exited" and "+++ killed by" end a process once.
+
 Unusable lines (calls the trace format cannot express, lines cut off) are
 counted by reason in the summary and in the trace header; the import goes on.
 The details are in the docstring of rmaplab.trace.strace."""

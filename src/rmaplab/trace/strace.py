@@ -621,7 +621,7 @@ def _bits(words: list[str], table: tuple) -> list[str]:
     return out
 
 
-def _prot(s: str, dropped: Counter) -> tuple[str, set[str]]:
+def _prot(s: str) -> tuple[str, set[str]]:
     """The "rwx" string, and the names of bits it cannot carry."""
     words = _bits(_words(s), _PROT_BITS)
     r = w = x = "-"
@@ -1303,10 +1303,9 @@ class _Importer:
         if len(a) != 6:
             raise _Unusable("bad arguments")
         addr, length = _num(a[0]), _num(a[1])
-        prot, other = _prot(a[2], self.r.dropped)
-        for o in other:
-            self.r.dropped[o] += 1
-        flags = _map_flags(a[3], self.r.dropped)
+        prot, other = _prot(a[2])
+        dropped: Counter = Counter(other)
+        flags = _map_flags(a[3], dropped)
         fd, deco = _fd(a[4])
         off = _num(a[5])
         path = None
@@ -1329,6 +1328,7 @@ class _Importer:
         call_addr: int | None = addr or None
         if self.hint and ok and "fixed" not in flags and "fixed_noreplace" not in flags:
             call_addr = c.ret
+        self.r.dropped.update(dropped)
         ev: dict = {"op": "mmap", "pid": mm.pid, "addr": call_addr, "len": length,
                     "prot": prot, "flags": flags,
                     "file": {"name": path, "offset": off} if path is not None else None,
@@ -1355,7 +1355,7 @@ class _Importer:
         if c.name == "pkey_mprotect" and (len(a) < 4 or a[3].strip() != "-1"):
             raise _Unusable("pkey_mprotect with a protection key")
         addr, length = _num(a[0]), _num(a[1])
-        prot, other = _prot(a[2], self.r.dropped)
+        prot, other = _prot(a[2])
         for o in other:
             if o in ("PROT_GROWSDOWN", "PROT_GROWSUP"):
                 raise _Unusable(f"mprotect {o}")
