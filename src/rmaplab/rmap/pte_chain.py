@@ -93,7 +93,8 @@ class PteChainScheme(RmapScheme):
         super().__init__(ctx)
         self.nrpte = int(self.config.extra.get("nrpte", 7))
         if self.nrpte < 2:
-            raise ValueError(f"nrpte must be at least 2 (a converted chain needs two slots), not {self.nrpte}")
+            raise ValueError(f"nrpte must be at least 2 (a converted chain needs two slots),"
+                             f" not {self.nrpte}")
         #: pfn -> the pte address of a PG_direct page
         self.direct: dict[int, int] = {}
         #: pfn -> head block of a chained page
