@@ -33,7 +33,6 @@ BUG1 = ("mlock_fixup decides EFAULT from VM_READ|VM_EXEC and make_pages_present 
         "file mappings at EOF, instead of following get_user_pages (bug 1)")
 
 
-@pytest.mark.xfail(strict=True, reason=BUG1)
 def test_mlock_exec_only_is_efault():
     """Machine program::
 
@@ -55,7 +54,6 @@ def test_mlock_exec_only_is_efault():
     assert k.mm(1).mmap[0].vm_flags & 0x2000        # VM_LOCKED stays set
 
 
-@pytest.mark.xfail(strict=True, reason=BUG1)
 def test_mlock_write_only_succeeds():
     """A write-only VMA is prefaulted by write faults (get_user_pages with
     write=1 needs only VM_WRITE): mlock succeeds in Linux; the model gives
@@ -66,7 +64,6 @@ def test_mlock_write_only_succeeds():
     assert _errno(k.mlock, 1, A, P) == 0
 
 
-@pytest.mark.xfail(strict=True, reason=BUG1)
 def test_mlock_beyond_eof():
     """Machine program (page 1000 is TASK_UNMAPPED_BASE; f1 is 3 pages)::
 
@@ -98,7 +95,6 @@ BUG2 = ("make_pages_present/populate do not stop at a shmem segment's size: page
         "i_size are instantiated and never freed (bug 2)")
 
 
-@pytest.mark.xfail(strict=True, reason=BUG2)
 def test_locked_shmem_grow_does_not_leak():
     """Machine program (shrunk)::
 

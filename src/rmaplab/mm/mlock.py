@@ -10,7 +10,7 @@ from typing import Any
 
 from rmaplab.asm.page import PAGE_ALIGN, PAGE_MASK, ULONG_MASK
 from rmaplab.errors import SyscallError
-from rmaplab.mm.mm_types import VM_EXEC, VM_LOCKED, VM_READ, MmStruct, VmAreaStruct
+from rmaplab.mm.mm_types import VM_LOCKED, MmStruct, VmAreaStruct
 from rmaplab.mm.mmap import make_pages_present, split_vma
 
 
@@ -36,10 +36,10 @@ def mlock_fixup(ctx: Any, vma: VmAreaStruct, start: int, end: int, newflags: int
     pages = (end - start) >> 12
     if newflags & VM_LOCKED:
         vma.vm_mm.locked_vm += pages
-        if not vma.vm_flags & (VM_READ | VM_EXEC):
-            # get_user_pages needs VM_READ: EFAULT, but the VMA stays locked.
-            raise SyscallError("EFAULT", "cannot fault in a PROT_NONE range")
-        make_pages_present(ctx, vma.vm_mm, start, end)
+        # The VMA stays locked even when the prefault fails.
+        err = make_pages_present(ctx, vma.vm_mm, start, end)
+        if err:
+            raise SyscallError(err, "make_pages_present could not fault in the range")
     else:
         vma.vm_mm.locked_vm -= pages
 

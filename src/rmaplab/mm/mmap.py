@@ -365,24 +365,42 @@ def do_mmap_pgoff(ctx: Any, mm: MmStruct, file: File | None, addr: int, length: 
     return addr
 
 
-def make_pages_present(ctx: Any, mm: MmStruct, start: int, end: int) -> None:
-    """``make_pages_present``: get_user_pages over the range, writing where
-    the VMA is writable (which breaks COW) and reading elsewhere."""
-    for vma in mm.vma_range(start, end):
-        s = max(start, vma.vm_start) >> PAGE_SHIFT
+def make_pages_present(ctx: Any, mm: MmStruct, start: int, end: int) -> str | None:
+    """``make_pages_present`` → ``get_user_pages(write = first VMA's
+    VM_WRITE, force = 0)``: each VMA must allow the access (VM_WRITE for a
+    write, VM_READ for a read); pages beyond a file's end stop the walk
+    (SIGBUS). Returns None when every page was done, else the errno Linux
+    returns: EFAULT if none was, EPERM (-1) if only some were.
+    A read of anonymous memory where no page table exists returns ZERO_PAGE
+    without installing a pte (``untouched_anonymous_page``)."""
+    first = mm.find_vma(start)
+    write = bool(first is not None and first.vm_flags & VM_WRITE)
+    need = VM_WRITE if write else VM_READ
+    total = (end - start) >> PAGE_SHIFT
+    done = 0
+    addr = start
+    while addr < end:
+        vma = mm.find_vma(addr)
+        if vma is None or vma.vm_start > addr or not vma.vm_flags & need:
+            break
+        s = addr >> PAGE_SHIFT
         e = min(end, vma.vm_end) >> PAGE_SHIFT
-        if not vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
-            continue
-        if vma.vm_file is not None and not vma.vm_file.shmem:
-            e = min(e, s + max(0, vma.vm_file.size_pages - (vma.vm_pgoff + s - (vma.vm_start >> PAGE_SHIFT))))
-        write = bool(vma.vm_flags & VM_WRITE)
-        if not write and vma.vm_file is None:
-            # get_user_pages' untouched_anonymous_page: a read where no pte
-            # page exists returns ZERO_PAGE without installing a pte.
-            for t, lo, hi, vpn in list(mm.pgd.runs(s, e)):
+        f = vma.vm_file
+        stop = e
+        if f is not None:
+            stop = min(e, max(s, (vma.vm_start >> PAGE_SHIFT) + f.size_pages - vma.vm_pgoff))
+        if not write and f is None:
+            for _, lo, hi, vpn in list(mm.pgd.runs(s, stop)):
                 fault_range(ctx, vma, vpn, vpn + hi - lo, False, None)
-        elif s < e:
-            fault_range(ctx, vma, s, e, write, None)
+        elif s < stop:
+            fault_range(ctx, vma, s, stop, write, None)
+        done += stop - s
+        if stop < e:
+            break
+        addr = e << PAGE_SHIFT
+    if done == total:
+        return None
+    return "EPERM" if done else "EFAULT"
 
 
 def populate(ctx: Any, mm: MmStruct, start: int, end: int) -> None:
@@ -392,8 +410,7 @@ def populate(ctx: Any, mm: MmStruct, start: int, end: int) -> None:
     if vma is None or not (vma.vm_flags & VM_SHARED) or vma.vm_file is None:
         return
     s, e = vma.vm_start >> PAGE_SHIFT, min(end, vma.vm_end) >> PAGE_SHIFT
-    if not vma.vm_file.shmem:
-        e = min(e, s + max(0, vma.vm_file.size_pages - vma.vm_pgoff))
+    e = min(e, s + max(0, vma.vm_file.size_pages - vma.vm_pgoff))
     if s < e:
         fault_range(ctx, vma, s, e, False, None)
 
