@@ -44,6 +44,23 @@ ANON, PRIVATE, SHARED = "anon", "private", "shared"
 PAGE = 4096
 
 
+class _Unknown:
+    """Content the reference cannot know (a write cut short by an OOM kill
+    in a tiny-memory run): equal to anything."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()
+
+
 class Unpredictable(Exception):
     """The test generated an input whose outcome this model does not know."""
 
@@ -88,7 +105,8 @@ class Page:
         return self.obj is not None and self.index >= self.obj.size
 
     def grown(self, k: int) -> Page:
-        """The page ``k`` pages after this one when its mapping grows."""
+        """A new page ``k`` pages after this one when its mapping grows
+        (its content is not this page's)."""
         if self.kind == ANON:
             return replace(self, token=None)
         return replace(self, index=self.index + k, own=False, token=None)
@@ -253,7 +271,7 @@ class RefModel:
     def mremap(self, pid: int, vpn: int, old_n: int, new_n: int, maymove: bool, fixed: bool,
                new_vpn: int | None, vma_end: Callable[[int], int],
                placed: Callable[[], int]) -> int | Err:
-        """``do_mremap`` for ``old_n``, ``new_n`` >= 1. ``placed()`` gives
+        """``do_mremap`` for ``new_n`` >= 1. ``placed()`` gives
         the address the kernel chose for a non-fixed move (the test checks
         it was a free range)."""
         p = self.procs[pid]
@@ -274,12 +292,12 @@ class RefModel:
         end = vma_end(vpn)
         if vpn + old_n > end:
             return Err("EFAULT")
-        last = p.pages[vpn + old_n - 1]
+        base = p.pages[vpn]
         if vpn + old_n == end and not fixed and (old_n != new_n or not maymove):
             if not any(self.mapped(pid, end, vpn + new_n - end)):
                 for k in range(old_n, new_n):
-                    p.pages[vpn + k] = last.grown(k - old_n + 1)
-                if last.locked:
+                    p.pages[vpn + k] = base.grown(k)
+                if base.locked:
                     self._prefault(p, vpn + old_n, new_n - old_n)
                 return vpn
         if not maymove:
@@ -289,17 +307,29 @@ class RefModel:
             if any(self.mapped(pid, new_vpn, new_n)):
                 raise AssertionError(f"mremap moved onto mapped pages at vpn {new_vpn:#x}")
         assert new_vpn is not None
+        # (old_n == 0 is 2.6's "duplicate": a second mapping of the same
+        # object and offset, nothing moved)
         moved = [p.pages[vpn + k] for k in range(old_n)]
         self._unmap(p, vpn, old_n)
         for k, pg in enumerate(moved):
             p.pages[new_vpn + k] = pg
         for k in range(old_n, new_n):
-            p.pages[new_vpn + k] = last.grown(k - old_n + 1)
-        if new_n > old_n and last.locked:
+            p.pages[new_vpn + k] = base.grown(k)
+        if new_n > old_n and base.locked:
             self._prefault(p, new_vpn + old_n, new_n - old_n)
         return new_vpn
 
     # -- the CPU ---------------------------------------------------------------------
+
+    def touch_killed(self, pid: int, vpn: int, n: int, write: bool) -> None:
+        """The OOM killer took ``pid`` during this touch: a write may have
+        reached some shared pages of the range before it died."""
+        pages = self.procs[pid].pages
+        for v in range(vpn, vpn + n):
+            pg = pages.get(v)
+            if write and pg is not None and pg.kind == SHARED and not pg.beyond_eof():
+                pg.obj.data[pg.index] = UNKNOWN  # type: ignore[union-attr]
+        self.exit(pid)
 
     def touch(self, pid: int, vpn: int, n: int, write: bool,
               token: object) -> tuple[str, list[object] | None, int | None]:

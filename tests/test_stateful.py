@@ -101,12 +101,14 @@ FILES = {"f0": 6 * PAGE_SIZE, "f1": 5 * PAGE_SIZE // 2}
 
 pages = st.one_of(st.integers(0, NEAR_PAGES - 1), st.integers(FAR_OFF, FAR_OFF + FAR_PAGES - 1))
 npages = st.integers(1, 4)
+#: mremap's old size: 0 is the 2.6 "duplicate the mapping" case
+old_sizes = st.integers(0, 4)
 # "-w-" is left out: a read of a write-only page succeeds only when a pte
 # happens to be present (x86), which the reference cannot know.
 prots = st.sampled_from(["rw-", "r--", "---", "rwx", "r-x", "--x", "-wx"])
 backings = st.sampled_from(["anon", "f0", "f1"])
 sharing = st.sampled_from(["private", "shared"])
-extras = st.sampled_from(["", "", "", "locked", "populate"])
+extras = st.sampled_from(["", "", "", "locked", "populate", "noreserve"])
 advices = st.sampled_from(["dontneed", "dontneed", "normal", "random", "sequential", "willneed"])
 
 _PROT_BITS = VM_READ | VM_WRITE | VM_EXEC
@@ -162,7 +164,16 @@ class RmapMachine(RuleBasedStateMachine):
 
     def _alive(self, pid: int) -> bool:
         """False only for a process the OOM killer took (ALLOW_OOM)."""
+        self._reap()
         return pid in self.ref.procs
+
+    def _reap(self) -> None:
+        """Forget processes the OOM killer took while another one ran."""
+        for pid in list(self.ref.procs):
+            if pid not in self.k.tasks:
+                assert self.ALLOW_OOM and pid in getattr(self.k, "oom_killed", ()), \
+                    f"pid {pid} vanished from the model"
+                self.ref.exit(pid)
 
     def _call(self, fn: Any, *args: Any, **kw: Any) -> Any:
         try:
@@ -172,6 +183,8 @@ class RmapMachine(RuleBasedStateMachine):
         return out
 
     def _killed(self, pid: int, result: Any) -> bool:
+        """A system call that faults pages in (MAP_LOCKED, mlock, mremap of
+        locked memory) had its caller OOM-killed."""
         if result != "SIGKILL":
             return False
         assert self.ALLOW_OOM, f"pid {pid} was OOM-killed with unlimited memory"
@@ -215,7 +228,7 @@ class RmapMachine(RuleBasedStateMachine):
 
     #: the address space every spawned process sets up first, so that early
     #: steps meet mappings: (page, pages, sharing, file, file page, prot,
-    #: pages written); the heap is then grown over near pages 6-8.
+    #: pages written); first the heap is grown over near pages 6-8.
     LAYOUT = ((0, 4, "private", None, 0, "rw-", 2),
               (4, 2, "shared", "f0", 1, "rw-", 1),
               (9, 3, "private", "f1", 0, "rw-", 1),
@@ -233,15 +246,17 @@ class RmapMachine(RuleBasedStateMachine):
         return pid
 
     def _setup_layout(self, pid: int) -> None:
+        self._expect("brk", self.k.brk(pid, addr_of(9)), self.ref.brk(pid, addr_of(9)))
+        self._touch(pid, HEAP_PAGE, 1, True)
         for page, n, share, file, fpage, prot, written in self.LAYOUT:
+            if not self._alive(pid):
+                return
             flags = [share, "fixed"] + ([] if file else ["anonymous"])
             self.k.mmap(pid, addr_of(page), n * PAGE_SIZE, prot, flags, file=file,
                         offset=fpage * PAGE_SIZE)
             self.ref.mmap(pid, vpn_of(page), n, prot, share == "shared", file, fpage)
             if written:
                 self._touch(pid, page, written, True)
-        self._expect("brk", self.k.brk(pid, addr_of(9)), self.ref.brk(pid, addr_of(9)))
-        self._touch(pid, HEAP_PAGE, 1, True)
 
     @precondition(lambda self: not self.ref.procs)
     @rule(target=procs)
@@ -400,7 +415,7 @@ class RmapMachine(RuleBasedStateMachine):
     def _mremap_bug(self, pid: int, page: int, old_n: int, new_n: int) -> bool:
         """Known bug 2: growing a locked shmem mapping prefaults (and
         leaks) shmem pages beyond the segment's size."""
-        pg = self.ref.procs[pid].pages.get(vpn_of(page) + old_n - 1)
+        pg = self.ref.procs[pid].pages.get(vpn_of(page))
         return (new_n > old_n and pg is not None and pg.locked and pg.obj is not None
                 and pg.obj.shmem)
 
@@ -431,14 +446,14 @@ class RmapMachine(RuleBasedStateMachine):
             self._outcome(f"mremap{'_fixed' if new_page is not None else ''}", want)
         self._expect("mremap", got, want)
 
-    @rule(pid=procs, page=pages, old_n=npages, new_n=npages, maymove=st.booleans())
+    @rule(pid=procs, page=pages, old_n=old_sizes, new_n=npages, maymove=st.booleans())
     def mremap(self, pid: int, page: int, old_n: int, new_n: int, maymove: bool) -> None:
         self._step()
         if not self._alive(pid):
             return
         self._mremap(pid, page, old_n, new_n, ["maymove"] if maymove else [], None)
 
-    @rule(pid=procs, page=pages, old_n=npages, new_n=npages, new_page=pages,
+    @rule(pid=procs, page=pages, old_n=old_sizes, new_n=npages, new_page=pages,
           maymove=st.sampled_from([True, True, True, False]))
     def mremap_fixed(self, pid: int, page: int, old_n: int, new_n: int, new_page: int,
                      maymove: bool) -> None:
@@ -455,7 +470,9 @@ class RmapMachine(RuleBasedStateMachine):
         self._event(f"touch: process maps {min(len(self.ref.procs[pid].pages) // 4 * 4, 20):2}+ pages")
         self._event(f"touch: live processes {len(self.ref.procs)}")
         got = self.k.touch(pid, addr_of(page), n * PAGE_SIZE, "w" if write else "r", token)
-        if self._killed(pid, got.result):
+        if got.result == "SIGKILL":
+            assert self.ALLOW_OOM, f"pid {pid} was OOM-killed with unlimited memory"
+            self.ref.touch_killed(pid, vpn_of(page), n, write)
             return
         res, reads, fault = self.ref.touch(pid, vpn_of(page), n, write, token)
         what = f"{'write' if write else 'read'} of {n} pages at {page_name(vpn_of(page))}"
@@ -484,11 +501,8 @@ class RmapMachine(RuleBasedStateMachine):
         """Memory pressure (tiny-memory variants only): reclaim may swap
         pages out; nothing a process sees may change."""
         self._step()
-        got = self.k.reclaim(n)  # type: ignore[attr-defined]
-        for pid in list(self.ref.procs):
-            if pid not in self.k.tasks:
-                self._killed(pid, "SIGKILL")
-        del got
+        self.k.reclaim(n)  # type: ignore[attr-defined]
+        self._reap()
 
     # -- invariants ------------------------------------------------------------------
 
@@ -501,6 +515,7 @@ class RmapMachine(RuleBasedStateMachine):
     def layout_matches_reference(self) -> None:
         """Every VMA page is a reference page with the same prot, sharing,
         backing object and offset, and lock state; and nothing else is."""
+        self._reap()
         self._expect("live processes", sorted(self.k.pids()), sorted(self.ref.procs))
         for pid, proc in self.ref.procs.items():
             mm = self.k.mm(pid)
