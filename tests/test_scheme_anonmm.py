@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import PGB, B, P, addr, check, mapx, new_kernel, pfn_at, read, spans, write
-from rmaplab.check import check_no_leaks, check_rmap_complete, validate
+from conftest import PGB, P, addr, check, mapx, new_kernel, pfn_at, read, spans, write
+from rmaplab.check import check_no_leaks, validate
 from rmaplab.config import Config
 from rmaplab.errors import InvariantError
 from rmaplab.kernel import Kernel

@@ -221,6 +221,11 @@ class AnonmmScheme(RmapScheme):
         if am is None or am.mm is not vma.vm_mm:
             raise InvariantError(f"page_add_anon_rmap into {vma!r}: its mm has no anonmm")
         mem = self.mem
+        if self.config.debug_rmap and mem.mapping[pfns].any():
+            # BUG_ON(page->mapping): an unmapped page holds no reference
+            pfn = int(pfns[np.flatnonzero(mem.mapping[pfns])[0]])
+            raise InvariantError(f"page_add_anon_rmap: pfn {pfn} is unmapped but still has"
+                                 f" mapping {int(mem.mapping[pfn]):#x}")
         mem.mapping[pfns] = am.tag
         mem.index[pfns] = vpns
         am.count += len(pfns)
