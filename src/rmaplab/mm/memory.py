@@ -199,7 +199,14 @@ def new_anon_ptes(ctx: Any, vma: VmAreaStruct, vpns: np.ndarray, tokens: np.ndar
     ctx.scheme.page_add_anon_rmap(pfns, vma, vpns)
     vma.vm_mm.rss += len(pfns)
     vma.vm_mm.anon_rss += len(pfns)
-    return _mk_ptes(pfns, _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY)
+    return _mk_ptes(pfns, _PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY | _maybe_mkwrite(vma))
+
+
+def _maybe_mkwrite(vma: VmAreaStruct) -> int:
+    """``maybe_mkwrite``: a write fault makes the pte writable only if the
+    VMA allows writing (a forced fault, e.g. anonmm's mremap copy of a
+    read-only page, does not)."""
+    return _PAGE_RW if vma.vm_flags & VM_WRITE else 0
 
 
 def _file_indices(vma: VmAreaStruct, vpns: np.ndarray) -> np.ndarray:
@@ -334,7 +341,7 @@ def do_wp_page(ctx: Any, vma: VmAreaStruct, vpns: np.ndarray, ptes: np.ndarray,
     reuse = can_share_swap_page(ctx, old)
     out = ptes.copy()
     if reuse.any():
-        out[reuse] |= _RW | _YOUNG | _DIRTY
+        out[reuse] |= np.int64(_maybe_mkwrite(vma)) | _YOUNG | _DIRTY
         st.fault_wp_reuse += int(reuse.sum())
         ctx.scheme.page_reuse(old[reuse], vma, vpns[reuse])
     cp = ~reuse

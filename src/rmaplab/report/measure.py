@@ -18,7 +18,7 @@ from rmaplab.trace.replay import replay
 
 #: counters that measure rmap work (visiting candidates and comparing ptes)
 WALK = ("rmap_vmas_visited", "rmap_mms_visited", "rmap_ptes_compared", "find_vma_calls")
-LOCKS = ("lock_anon_vma", "lock_page_table", "trylock_page_table", "lock_i_mmap")
+LOCKS = ("lock_anon_vma", "lock_anonmm", "lock_page_table", "trylock_page_table", "lock_i_mmap")
 
 
 @dataclass
