@@ -27,7 +27,7 @@ from rmaplab.workloads.micro import GIB, micro_workloads, reclaim_workload
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "bench", help="time the model on the live kernel's work (faults, fork, munmap, ...)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.replace("``", "'"), formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  rmaplab bench\n  rmaplab bench --scheme all --size 256M\n"
                "  rmaplab bench --only reclaim --mem 64M --json\n")
     p.add_argument("--scheme", default="anon_vma",

@@ -29,7 +29,7 @@ from rmaplab.report.table import legend, render
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "compare", help="run a workload under every scheme and compare the costs",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.replace("``", "'"), formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
                "  rmaplab compare                      the headline study (about 30 s)\n"
                "  rmaplab compare --html report.html   the study with plots, as one HTML file\n"

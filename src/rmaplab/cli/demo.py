@@ -24,7 +24,7 @@ N = 12          # pages drawn
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "demo", help="walk through fork, COW, mprotect, mremap and rmap walks",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.replace("``", "'"), formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  rmaplab demo\n  rmaplab demo --json > demo.json\n")
     p.add_argument("--json", action="store_true", help="print the steps as JSON")
     p.set_defaults(func=run)

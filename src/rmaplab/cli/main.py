@@ -16,7 +16,7 @@ from rmaplab import __version__
 from rmaplab.errors import ConfigError
 
 #: subcommand modules, in the order ``--help`` lists them
-COMMANDS = ("compare", "demo", "replay", "bench", "generate", "import_strace", "record")
+COMMANDS = ("compare", "sweep", "demo", "replay", "generate", "import_strace", "record", "bench")
 
 
 class UsageError(Exception):

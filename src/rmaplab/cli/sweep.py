@@ -1,0 +1,145 @@
+"""``rmaplab sweep``: vary one parameter of a workload (processes, pages,
+memory pressure), run every scheme at every value in parallel over the
+local cores, print a table and draw a plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from rmaplab.config import SCHEMES, ConfigError, size_to_pages
+
+#: measures a sweep can plot (keys of Metrics.as_dict)
+METRICS = ("walk_work_per_reclaimed", "walk_work", "fork_work", "exit_work", "mremap_work",
+           "find_vma_calls", "locks", "peak_vmas", "metadata_bytes_i386",
+           "metadata_bytes_x86_64", "pages_copied", "pgsteal", "seconds")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "sweep", help="vary one workload parameter and plot a measure for every scheme",
+        description=__doc__.replace("``", "'"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  rmaplab sweep aim7 --vary N=10,50,100,200 --metric walk_work_per_reclaimed "
+               "--mem 16M -o aim7.png\n"
+               "  rmaplab sweep aim7 --vary mem=8M,16M,32M --scheme anon_vma,anon_vma_chain\n"
+               "  rmaplab sweep jit --vary regions=64,128,256 --metric peak_vmas --json\n")
+    p.add_argument("workload", help="a workload name (rmaplab generate --list)")
+    p.add_argument("--vary", required=True, metavar="NAME=V1,V2,...",
+                   help="the parameter to vary and its values; NAME 'mem' varies --mem")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a fixed workload parameter (repeatable)")
+    p.add_argument("--scheme", default="all", help="'all' or a comma list of schemes")
+    p.add_argument("--metric", default="walk_work", choices=METRICS,
+                   help="the measure to plot (default walk_work)")
+    p.add_argument("--mem", help="physical memory (default: unlimited)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: all cores)")
+    p.add_argument("-o", "--output", metavar="PNG", help="write the plot here")
+    p.add_argument("--json", action="store_true", help="print the points as JSON")
+    p.set_defaults(func=run)
+
+
+def _value(text: str) -> Any:
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _point(job: tuple[str, dict, str, int | None, int]) -> tuple[tuple, dict]:
+    """Generate the workload and measure it (runs in a worker process)."""
+    from rmaplab.report.measure import measure
+    from rmaplab.trace.reader import parse_trace
+    from rmaplab.workloads.generators import WORKLOADS
+    name, params, scheme, mem, seed = job
+    events = WORKLOADS[name].generate(seed=seed, **params)
+    evs = parse_trace([json.dumps(e) for e in events], filename=name).events
+    m = measure(list(evs), scheme, mem_pages=mem)
+    return (scheme, json.dumps(params, sort_keys=True), mem), m.as_dict()
+
+
+def run(args: argparse.Namespace) -> int:
+    from rmaplab.cli.compare import _schemes
+    from rmaplab.cli.main import UsageError
+    from rmaplab.workloads.generators import WORKLOADS
+    if args.workload not in WORKLOADS:
+        raise UsageError(f"unknown workload {args.workload!r}; known: {', '.join(sorted(WORKLOADS))}")
+    if "=" not in args.vary:
+        raise UsageError("--vary needs NAME=V1,V2,...")
+    vname, vals = args.vary.split("=", 1)
+    values = [v.strip() for v in vals.split(",") if v.strip()]
+    if not values:
+        raise UsageError("--vary needs at least one value")
+    fixed: dict[str, Any] = {}
+    for kv in args.param:
+        if "=" not in kv:
+            raise UsageError(f"bad parameter {kv!r}: expected KEY=VALUE")
+        k, v = kv.split("=", 1)
+        fixed[k] = _value(v)
+    schemes = _schemes(args.scheme)
+    try:
+        base_mem = size_to_pages(args.mem)
+        jobs, xs = [], []
+        for v in values:
+            params, mem = dict(fixed), base_mem
+            if vname == "mem":
+                mem = size_to_pages(v)
+                x = mem
+            else:
+                params[vname] = _value(v)
+                x = params[vname]
+            xs.append(x)
+            for s in schemes:
+                jobs.append((args.workload, params, s, mem, args.seed))
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    # Validate the parameters once, here, so that errors are one line.
+    for _, params, _, _, _ in jobs[:: max(1, len(schemes))]:
+        try:
+            WORKLOADS[args.workload].generate(seed=args.seed, **params)
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"workload {args.workload}: {e}") from None
+    console = Console(stderr=True) if args.json else Console()
+    results: dict[tuple, dict] = {}
+    with console.status(f"running {len(jobs)} points on {args.jobs} cores"):
+        with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as ex:
+            for key, d in ex.map(_point, jobs):
+                results[key] = d
+    points = []
+    for (s, pj, mem), d in results.items():
+        params = json.loads(pj)
+        x = mem if vname == "mem" else params[vname]
+        points.append({"scheme": s, vname: x, args.metric: d[args.metric], "all": d})
+    if args.json:
+        print(json.dumps([{k: v for k, v in p.items() if k != "all"} for p in points], indent=1))
+    else:
+        t = Table(title=f"{args.workload}: {args.metric} against {vname}", title_justify="left")
+        t.add_column(vname, justify="right")
+        for s in schemes:
+            t.add_column(s, justify="right")
+        for x in xs:
+            row = [str(x)]
+            for s in schemes:
+                val = next((p[args.metric] for p in points if p["scheme"] == s and p[vname] == x), None)
+                row.append("-" if val is None else f"{val:,.1f}" if isinstance(val, float) else f"{val:,}")
+            t.add_row(*row)
+        console.print(t)
+    if args.output:
+        from rmaplab.report.html import line_chart
+        import base64
+        series: dict[str, list] = {}
+        for p in points:
+            if p[args.metric] is not None and isinstance(p[vname], (int, float)):
+                series.setdefault(p["scheme"], []).append((p[vname], p[args.metric]))
+        uri = line_chart(f"{args.workload}: {args.metric}", vname, args.metric, series)
+        with open(args.output, "wb") as f:
+            f.write(base64.b64decode(uri.split(",", 1)[1]))
+        console.print(f"wrote {args.output}")
+    return 0
