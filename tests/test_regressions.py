@@ -1,13 +1,18 @@
 """Model bugs found by the stateful machine (tests/test_stateful.py).
 
-Each test states what Linux (2.6.11, the tree the model follows) does and
-is marked ``xfail(strict=True)`` while the model disagrees: when a fix
-lands the test starts passing, strict xfail turns that into a failure, and
-the marker should then be removed. The docstrings give the machine program
-that found the bug (replayable with ``RmapMachine``) and the root cause.
+Each test states what Linux (2.6.11, the tree the model follows) does. An
+open bug is marked ``xfail(strict=True)``; when its fix lands the test
+passes, strict xfail turns that into a failure, and the marker is removed.
+The docstrings give the machine program that found the bug (replayable
+with ``RmapMachine``) and the root cause.
+
+Status: bugs 1 and 2 were fixed in ff7881b ("make_pages_present follows
+get_user_pages"); no bug is open.
 """
 
 from __future__ import annotations
+
+import ast
 
 import pytest
 
@@ -29,8 +34,9 @@ def _errno(fn, *args, **kw):
 
 # -- bug 1: mlock's prefault ignores get_user_pages' rules --------------------------------
 
-BUG1 = ("mlock_fixup decides EFAULT from VM_READ|VM_EXEC and make_pages_present clips "
-        "file mappings at EOF, instead of following get_user_pages (bug 1)")
+# Root cause: mlock_fixup decided EFAULT from VM_READ|VM_EXEC, and
+# make_pages_present clipped file mappings at EOF, instead of following
+# get_user_pages. Fixed in ff7881b.
 
 
 def test_mlock_exec_only_is_efault():
@@ -91,8 +97,9 @@ def test_mlock_beyond_eof():
 
 # -- bug 2: prefaulting shmem beyond its size --------------------------------------------
 
-BUG2 = ("make_pages_present/populate do not stop at a shmem segment's size: pages beyond "
-        "i_size are instantiated and never freed (bug 2)")
+# Root cause: make_pages_present/populate did not stop at a shmem segment's
+# size: pages beyond i_size were instantiated and never freed. Fixed in
+# ff7881b.
 
 
 def test_locked_shmem_grow_does_not_leak():
@@ -102,6 +109,7 @@ def test_locked_shmem_grow_does_not_leak():
         procs_0, procs_1 = state.init()
         state.mmap_fixed(backing='anon', extra='locked', file_page=0, n=2, page=0,
                          pid=procs_0, prot='rw-', share='shared')
+        state.munmap(n=2, page=2, pid=procs_0)
         state.mremap(maymove=False, new_n=4, old_n=2, page=0, pid=procs_0)
         state.teardown()    # check_no_leaks: frames still in use
 
@@ -121,3 +129,47 @@ def test_locked_shmem_grow_does_not_leak():
     validate(k)
     k.exit(1)
     check_no_leaks(k)
+
+
+# -- the machine programs themselves ---------------------------------------------------------
+
+MACHINE_PROGRAMS = {
+    "bug1_exec_only": """
+procs_0, procs_1 = state.init()
+state.mmap_fixed(backing='anon', extra='', file_page=0, n=1, page=0, pid=procs_0, prot='--x',
+                 share='private')
+state.mlock(n=1, page=0, pid=procs_0)
+""",
+    "bug1_beyond_eof": """
+procs_0, procs_1 = state.init()
+state.mmap_fixed(backing='f1', extra='', file_page=2, n=2, page=1000, pid=procs_0, prot='r--',
+                 share='private')
+state.mlock(n=2, page=1000, pid=procs_0)
+""",
+    "bug2_shmem_grow": """
+procs_0, procs_1 = state.init()
+state.mmap_fixed(backing='anon', extra='locked', file_page=0, n=2, page=0, pid=procs_0,
+                 prot='rw-', share='shared')
+state.munmap(n=2, page=2, pid=procs_0)
+state.mremap(maymove=False, new_n=4, old_n=2, page=0, pid=procs_0)
+""",
+}
+
+
+def replay(program: str) -> None:
+    """Run a program as Hypothesis prints it for RmapMachine, checking
+    every invariant after each step as the machine does."""
+    from test_stateful import RmapMachine
+    state = RmapMachine()
+    env = {"state": state}
+    for stmt in ast.parse(program).body:
+        exec(compile(ast.Module([stmt], []), "<program>", "exec"), env)
+        state.kernel_invariants()
+        state.layout_matches_reference()
+        state.resident_data_matches_reference()
+    state.teardown()
+
+
+@pytest.mark.parametrize("name", sorted(MACHINE_PROGRAMS))
+def test_machine_program(name):
+    replay(MACHINE_PROGRAMS[name])

@@ -1,15 +1,25 @@
 """Stateful random testing of the whole kernel model against a reference.
 
-A Hypothesis ``RuleBasedStateMachine`` drives random system calls, page
-touches, forks, execs and exits on up to ``MAX_PROCS`` processes, applies
-each one to the model (``rmaplab.kernel.Kernel``) and to the naive reference
-of ``tests/refmodel.py``, and compares results: return values and errnos,
-SIGSEGV/SIGBUS and where they hit, and every token read back. After every
-step it checks the kernel's own invariants (``validate``), rmap
-completeness (``check_rmap_complete``), that the VMA layout agrees page by
-page with the reference (prot, private/shared, backing object and offset,
-VM_LOCKED, brk) and that every resident page holds what the reference says
-the process would read. Teardown exits every process and checks for leaks.
+A Hypothesis ``RuleBasedStateMachine`` drives random system calls (mmap
+fixed and anywhere, anonymous and file, private and shared, MAP_LOCKED /
+MAP_POPULATE / MAP_NORESERVE; munmap; mprotect; madvise; mlock/munlock;
+brk; mremap in place, maymove, fixed and the old_size 0 duplicate), page
+touches (reads and writes of page ranges with unique tokens), forks, execs
+and exits on up to ``MAX_PROCS`` processes. Each step goes to the model
+(``rmaplab.kernel.Kernel``) and to the naive reference of
+``tests/refmodel.py``, and the results are compared: return values and
+errnos, SIGSEGV/SIGBUS and where they hit, and every token read back.
+After every step it checks the kernel's own invariants (``validate``),
+rmap completeness (``check_rmap_complete``), that the VMA layout agrees
+page by page with the reference (prot, private/shared, backing object and
+offset, VM_LOCKED, brk) and that every resident page holds what the
+reference says the process would read. Teardown exits every process and
+checks for leaks (``check_no_leaks``).
+
+Processes. The machine starts with a process that sets up ``LAYOUT``
+(heap, anonymous, file and shmem mappings, some written) and a fork of it;
+``exec`` runs a new program that sets up ``LAYOUT`` again; ``exit`` leaves
+at least one process (the rest exit at teardown).
 
 Addresses. Rules name pages, not addresses, so programs stay readable:
 
@@ -25,29 +35,40 @@ a file reads ``"<name>:<i>"`` until written through a shared mapping.
 
 Running:
 
-- default (about 20-30 s)::
+- default (100 examples of up to 50 steps, about 20-25 s of CPU)::
 
       cd /work/main && python -m pytest -q tests/test_stateful.py
 
-- long run, at least 100 000 steps (a few tens of minutes)::
+- long run, at least 100 000 steps (about 15-20 minutes of CPU)::
 
-      cd /work/main && RMAPLAB_STRESS_STEPS=100000 python -m pytest -q tests/test_stateful.py
+      cd /work/main && RMAPLAB_STRESS_STEPS=100000 python -m pytest -q -s tests/test_stateful.py
 
-  ``RMAPLAB_STRESS_STEPS=N`` runs at least N rule steps in total; the number
-  actually run is printed at the end (``-s`` shows it).
+  ``RMAPLAB_STRESS_STEPS=N`` runs at least N rule steps in total (examples
+  of up to 100 steps); it prints outcome counts and the number of steps run,
+  and fails if fewer than N ran. ``RMAPLAB_STATS=1`` prints the counts for
+  any run.
+- tiny memory (32 frames, 256 swap slots, a ``reclaim`` rule): add
+  ``RMAPLAB_TINY=1`` to either command.
 
 A failure prints a replayable program (``state = RmapMachine()`` followed
 by one ``state.<rule>(...)`` per step); paste it into a test to replay it.
 
-Tiny memory: the machine takes its ``Config`` from ``CONFIG_KW`` and has a
-``reclaim`` rule gated by ``RECLAIM`` (enabled only when ``Kernel.reclaim``
-exists); ``ALLOW_OOM`` lets an OOM kill (result ``"SIGKILL"``) retire a
-process instead of failing. A tiny-memory variant is one subclass::
+Variants: the machine takes its ``Config`` from ``CONFIG_KW`` and has a
+``reclaim`` rule gated by ``RECLAIM``; ``ALLOW_OOM`` lets an OOM kill
+(result ``"SIGKILL"``) retire a process instead of failing (a write cut
+short leaves the shared pages of its range UNKNOWN to the reference). A
+variant is one subclass, as ``TinyMemoryMachine`` below::
 
     class TinyMemoryMachine(RmapMachine):
         CONFIG_KW = dict(mem_pages=32, swap_pages=256)
         RECLAIM = True
         ALLOW_OOM = True
+
+Layout oracle: mremap (the old range must lie in one VMA; in-place growth
+needs it to end at the VMA's end) and mlock (how far it gets before a
+failing prefault) depend on where a VMA ends. The reference asks the
+kernel's layout from *before* the call; ``layout_matches_reference`` checks
+that layout against the reference after every step.
 """
 
 from __future__ import annotations
@@ -63,7 +84,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (Bundle, RuleBasedStateMachine, consumes, initialize, invariant,
                                  multiple, precondition, rule)
 
-from refmodel import ANON, PRIVATE, SHARED, Err, RefModel
+from refmodel import ANON, SHARED, Err, RefModel
 from rmaplab.asm.page import PAGE_SHIFT, PAGE_SIZE, TASK_UNMAPPED_BASE
 from rmaplab.check import check_no_leaks, check_rmap_complete, validate
 from rmaplab.config import Config
@@ -110,8 +131,6 @@ backings = st.sampled_from(["anon", "f0", "f1"])
 sharing = st.sampled_from(["private", "shared"])
 extras = st.sampled_from(["", "", "", "locked", "populate", "noreserve"])
 advices = st.sampled_from(["dontneed", "dontneed", "normal", "random", "sequential", "willneed"])
-
-_PROT_BITS = VM_READ | VM_WRITE | VM_EXEC
 
 #: Exploration aid: ``RMAPLAB_AVOID_KNOWN_BUGS=1`` steers around inputs that
 #: trigger the *open* model bugs documented in tests/test_regressions.py, so
@@ -484,7 +503,8 @@ class RmapMachine(RuleBasedStateMachine):
         """Memory pressure (tiny-memory variants only): reclaim may swap
         pages out; nothing a process sees may change."""
         self._step()
-        self.k.reclaim(n)  # type: ignore[attr-defined]
+        got = self.k.reclaim(n)  # type: ignore[attr-defined]
+        self._event(f"reclaim: {'freed some' if got else 'freed none'}")
         self._reap()
 
     # -- invariants ------------------------------------------------------------------
@@ -547,6 +567,7 @@ class RmapMachine(RuleBasedStateMachine):
                                  self.k.read_page(pid, vpn << PAGE_SHIFT), pg.content())
 
     def teardown(self) -> None:
+        self._event(f"runs that swapped: {bool(getattr(self.k.stat, 'pswpout', 0))}")
         for pid in list(self.k.pids()):
             self.k.exit(pid)
         check_no_leaks(self.k)
@@ -568,18 +589,40 @@ RmapMachine.TestCase.settings = settings(
 )
 
 
-def test_rmap_machine() -> None:
-    RmapMachine.steps_run = 0
-    RmapMachine.stats.clear()
-    RmapMachine.TestCase().runTest()
+class TinyMemoryMachine(RmapMachine):
+    """The same machine on 32 frames of memory and 256 swap slots, with a
+    ``reclaim`` rule: pages go to swap and come back under everything the
+    machine does. Switched on by ``RMAPLAB_TINY=1``."""
+
+    CONFIG_KW = dict(mem_pages=32, swap_pages=256)
+    RECLAIM = True
+    ALLOW_OOM = True
+
+
+TinyMemoryMachine.TestCase.settings = RmapMachine.TestCase.settings
+
+
+def _run(machine: type) -> None:
+    machine.steps_run = 0
+    machine.stats.clear()
+    machine.TestCase().runTest()
     if _stress or os.environ.get("RMAPLAB_STATS"):
         print()
-        for what, n in sorted(RmapMachine.stats.items()):
+        for what, n in sorted(machine.stats.items()):
             print(f"  {what:40} {n}")
     if _stress:
-        print(f"\nRmapMachine: {RmapMachine.steps_run} steps in {MAX_EXAMPLES} examples")
-        assert RmapMachine.steps_run >= _stress, \
-            f"only {RmapMachine.steps_run} steps ran; raise MAX_EXAMPLES"
+        print(f"\n{machine.__name__}: {machine.steps_run} steps in {MAX_EXAMPLES} examples")
+        assert machine.steps_run >= _stress, \
+            f"only {machine.steps_run} steps ran; raise MAX_EXAMPLES"
+
+
+def test_rmap_machine() -> None:
+    _run(RmapMachine)
+
+
+@pytest.mark.skipif(not os.environ.get("RMAPLAB_TINY"), reason="tiny memory: set RMAPLAB_TINY=1")
+def test_rmap_machine_tiny_memory() -> None:
+    _run(TinyMemoryMachine)
 
 
 if __name__ == "__main__":
