@@ -157,16 +157,19 @@ def test_check_catches_corruption():
 
 
 def test_metadata_bytes():
+    # The per-VMA fields (anon_vma, anon_vma_chain) count in every VMA.
     k = avc()
     assert k.scheme.metadata_bytes() == {"i386": 0, "x86_64": 0}
     mapx(k, 0, 2)
     write(k, 0, 1, "a")
     # 1 AVC, 1 anon_vma, 1 VMA: x86_64 64 + 96 + 24; i386 24 + 12 + 12
     assert k.scheme.metadata_bytes() == {"i386": 48, "x86_64": 184}
+    mapx(k, 10, 1)
+    assert k.scheme.metadata_bytes() == {"i386": 60, "x86_64": 208}
     k.fork(1, 2)
-    # 3 AVCs, 2 anon_vmas, 2 VMAs
-    assert k.scheme.metadata_bytes() == {"i386": 3 * 24 + 2 * 12 + 2 * 12,
-                                         "x86_64": 3 * 64 + 2 * 96 + 2 * 24}
+    # 3 AVCs, 2 anon_vmas, 4 VMAs
+    assert k.scheme.metadata_bytes() == {"i386": 3 * 24 + 2 * 12 + 4 * 12,
+                                         "x86_64": 3 * 64 + 2 * 96 + 4 * 24}
 
 
 # -- walk costs (§5.1) -------------------------------------------------------------------------
