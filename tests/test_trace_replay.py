@@ -478,3 +478,19 @@ def test_swap_page_token_comes_from_swap_cache_when_cached():
     k.ctx.swap.contents[entry] = k.ctx.contents.intern("stale slot")
     page = {p["addr"]: p for p in pages_of(k, 2)}[vpn << 12]
     assert page["state"] == "swap" and page["token"] == "old"
+
+
+def test_final_dump_event_follows_last_event_replayed():
+    # replaying a trace in two parts: the final dump of each part names the
+    # index where the next event would run
+    evs = read_trace(BASIC).events
+    k = Kernel()
+    first, second = [], []
+    replay(k, evs[:6], dump=first)
+    replay(k, evs[6:], dump=second)
+    assert first[-1]["event"] == 6 and first[-1]["name"] is None
+    assert second[-1]["event"] == 13
+    assert second[-1] == run(BASIC)[3][-1]
+    empty: list = []
+    replay(Kernel(), [], dump=empty)
+    assert empty == [{"name": None, "event": 0, "processes": []}]

@@ -12,8 +12,9 @@ Choices the spec leaves open, fixed here:
 - A ``"swap"`` page has ``frame`` and ``mapcount`` null (no frame maps it);
   its ``token`` is what the page holds: the swap-cache page's content while
   the entry is in the swap cache, else what the swap slot holds.
-- The final dump's ``event`` is the number of events (the dump is taken
-  before event ``event`` would run, like a checkpoint's).
+- The final dump's ``event`` is the number of events (one past the last
+  index): like a checkpoint's, it is the index of the event that would
+  run next, and the state is that after every event before it.
 """
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ def replay(kernel: Any, events: Iterable[Event], results: Any = None, dump: Any 
     kept = report.first_mismatches
     no_expect = NO_EXPECT
     t0 = time.perf_counter()
-    n = 0
+    n = index = 0
     for ev in events:
         index, line, op, pid, args, expect = ev
         read = None
@@ -203,7 +203,8 @@ def replay(kernel: Any, events: Iterable[Event], results: Any = None, dump: Any 
             except Exception as e:  # a bug in a validator
                 raise ModelFailure(filename, line, f"the checks after {op}", e) from e
     if put_dump is not None:
-        put_dump(state_dump(kernel, None, n))
+        # the final dump is taken where the next event would run
+        put_dump(state_dump(kernel, None, index + 1 if n else 0))
         report.dumps += 1
     report.events = n
     report.elapsed = time.perf_counter() - t0
