@@ -37,13 +37,12 @@ import numpy as np
 from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.asm.pgtable import _PAGE_PRESENT, PTE_PFN_SHIFT
 from rmaplab.errors import InvariantError
-from rmaplab.rmap.scheme import RmapScheme
+from rmaplab.rmap.scheme import PteLevelScheme
 
-#: ``page->mapping`` of an anonymous page: the PAGE_MAPPING_ANON bit alone
-ANON_MAPPING = 1
+ANON_MAPPING = PteLevelScheme.ANON_MAPPING
 
 
-class NoRmapScheme(RmapScheme):
+class NoRmapScheme(PteLevelScheme):
     """Find a page's mappings by scanning every mm's page tables."""
 
     name = "none"
@@ -72,17 +71,6 @@ class NoRmapScheme(RmapScheme):
             self.mms[mm.serial] = mm
 
     # -- pages --------------------------------------------------------------------------
-
-    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray, new: bool) -> None:
-        self.mem.mapping[pfns] = ANON_MAPPING
-        self.mem.index[pfns] = 0
-
-    def expected_index(self, vma: Any, vpns: np.ndarray) -> np.ndarray:
-        """``page->index`` of an anonymous page is unused: always 0."""
-        return np.zeros(len(vpns), dtype=np.int64)
-
-    def anon_pgoff_matters(self) -> bool:
-        return False
 
     def page_add_anon_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray,
                            new: bool = True) -> None:

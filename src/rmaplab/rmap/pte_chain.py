@@ -57,7 +57,7 @@ from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.asm.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, PTE_PFN_SHIFT,
                                  swp_entry_to_pte)
 from rmaplab.errors import InvariantError
-from rmaplab.rmap.scheme import SWAP_AGAIN, SWAP_FAIL, SWAP_SUCCESS, RmapScheme
+from rmaplab.rmap.scheme import SWAP_AGAIN, SWAP_FAIL, SWAP_SUCCESS, PteLevelScheme
 
 _VPN_BITS = 36
 _VPN_MASK = (1 << _VPN_BITS) - 1
@@ -65,8 +65,7 @@ _VM_LOCKED = 0x2000
 _PG_referenced = 1 << 2
 _PG_dirty = 1 << 4
 _PG_swapcache = 1 << 16
-#: ``page->mapping`` of an anonymous page: the PAGE_MAPPING_ANON bit alone
-ANON_MAPPING = 1
+ANON_MAPPING = PteLevelScheme.ANON_MAPPING
 
 
 class PteChain:
@@ -82,7 +81,7 @@ class PteChain:
         self.ptes = [0] * nrpte
 
 
-class PteChainScheme(RmapScheme):
+class PteChainScheme(PteLevelScheme):
     """Per-page chains of pte addresses (PG_direct for a single mapping)."""
 
     name = "pte_chain"
@@ -251,17 +250,6 @@ class PteChainScheme(RmapScheme):
         return sum(1 for _ in self._keys(pfn))
 
     # -- page events ----------------------------------------------------------------
-
-    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray, new: bool) -> None:
-        self.mem.mapping[pfns] = ANON_MAPPING
-        self.mem.index[pfns] = 0
-
-    def expected_index(self, vma: Any, vpns: np.ndarray) -> np.ndarray:
-        """``page->index`` of an anonymous page is unused: always 0."""
-        return np.zeros(len(vpns), dtype=np.int64)
-
-    def anon_pgoff_matters(self) -> bool:
-        return False
 
     def _add_many(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
         base = self._base(vma.vm_mm)
@@ -440,7 +428,7 @@ class PteChainScheme(RmapScheme):
         if anon:
             mm.anon_rss -= 1
         mm.rss -= 1
-        RmapScheme.page_remove_rmap_one(self, pfn, vma, vpn)
+        PteLevelScheme.page_remove_rmap_one(self, pfn, vma, vpn)
         mem.count[pfn] -= 1
         return SWAP_SUCCESS
 

@@ -360,3 +360,24 @@ class RmapScheme:
         vm_area_struct cost their bytes in every one of them)."""
         st = self.ctx.stat
         return st.vma_alloc - st.vma_free
+
+
+class PteLevelScheme(RmapScheme):
+    """A scheme from before rmap 39 that finds anonymous pages by their ptes
+    (pte_chain) or by scanning (none): ``page->mapping`` holds only the
+    PAGE_MAPPING_ANON bit, ``page->index`` is unused (always 0), and
+    anonymous VMAs merge on flags alone."""
+
+    #: ``page->mapping`` of an anonymous page: the PAGE_MAPPING_ANON bit alone
+    ANON_MAPPING = 1
+
+    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray, new: bool) -> None:
+        self.mem.mapping[pfns] = self.ANON_MAPPING
+        self.mem.index[pfns] = 0
+
+    def expected_index(self, vma: Any, vpns: np.ndarray) -> np.ndarray:
+        """``page->index`` of an anonymous page is unused: always 0."""
+        return np.zeros(len(vpns), dtype=np.int64)
+
+    def anon_pgoff_matters(self) -> bool:
+        return False
