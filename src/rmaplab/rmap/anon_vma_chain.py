@@ -134,7 +134,7 @@ class AnonVmaChainScheme(RmapScheme):
         super().__init__(ctx)
         self.anon_vmas: dict[int, AnonVma] = {}
         self._ids = count(1)
-        #: VMAs with a non-empty chain (for check and metadata)
+        #: VMAs with a non-empty chain (for check)
         self.chained: dict[Any, None] = {}
         self.n_avc = 0
         extra = self.config.extra
@@ -191,6 +191,8 @@ class AnonVmaChainScheme(RmapScheme):
         Then ``num_active_vmas++`` on ``dst->anon_vma``."""
         chain = _chain(src)
         if not chain:
+            if src.anon_vma is not None:
+                raise InvariantError(f"cloning {src!r}: anon_vma {src.anon_vma!r} but no chain")
             return
         self.st.lock_anon_vma += 1
         for pavc in list(chain):
