@@ -18,10 +18,9 @@ import tracemalloc
 from typing import Any
 
 from rmaplab.config import SCHEMES, Config, size_to_pages
-from rmaplab.kernel import Kernel
-from rmaplab.trace.reader import parse_trace
-from rmaplab.trace.replay import replay
-from rmaplab.workloads.micro import GIB, micro_workloads, reclaim_workload
+
+# The model is imported when a benchmark runs, so that '--help' is quick.
+GIB = 1 << 30
 
 
 def register(sub: Any) -> None:
@@ -43,12 +42,15 @@ def register(sub: Any) -> None:
 
 
 def _events(evs: list[dict], name: str) -> Any:
+    from rmaplab.trace.reader import parse_trace
     lines = [json.dumps(e) for e in evs]
     return parse_trace(lines, filename=name)
 
 
 def time_case(scheme: str, setup: list[dict], measured: list[dict], name: str,
-              mem: int | None = None, repeat: int = 3) -> tuple[float, Kernel]:
+              mem: int | None = None, repeat: int = 3) -> tuple[float, Any]:
+    from rmaplab.kernel import Kernel
+    from rmaplab.trace.replay import replay
     best, k = float("inf"), None
     for _ in range(repeat):
         k = Kernel(Config(scheme=scheme, mem_pages=mem))
@@ -70,6 +72,9 @@ def time_case(scheme: str, setup: list[dict], measured: list[dict], name: str,
 
 
 def bytes_per_page(scheme: str, size: int) -> float:
+    from rmaplab.kernel import Kernel
+    from rmaplab.trace.replay import replay
+    from rmaplab.workloads.micro import micro_workloads
     setup = micro_workloads(size)[0]
     gc.collect()
     tracemalloc.start()
@@ -82,6 +87,7 @@ def bytes_per_page(scheme: str, size: int) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from rmaplab.cli.main import UsageError
+    from rmaplab.workloads.micro import micro_workloads, reclaim_workload
     from rmaplab.config import parse_size
     size = parse_size(args.size)
     if size < 1 << 20:

@@ -15,15 +15,16 @@ import json
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rmaplab.config import SCHEMES, ConfigError, size_to_pages
-from rmaplab.report.measure import Metrics, measure
-from rmaplab.report.table import legend, render
+
+if TYPE_CHECKING:
+    from rmaplab.report.measure import Metrics
 
 
 def register(sub: Any) -> None:
@@ -103,6 +104,8 @@ def _load(args: argparse.Namespace) -> tuple[str, list]:
 
 def _one(args: argparse.Namespace, schemes: list[str], console: Console) -> int:
     from rmaplab.cli.main import UsageError
+    from rmaplab.report.measure import measure
+    from rmaplab.report.table import legend, render
     name, events = _load(args)
     try:
         mem, swap = size_to_pages(args.mem), size_to_pages(args.swap)
@@ -153,6 +156,7 @@ def _study(args: argparse.Namespace, schemes: list[str], console: Console) -> in
             for job in everything:
                 done[job] = run_job(job)[1]
                 prog.advance(task)
+    from rmaplab.report.table import legend, render
     res = {(j.case, j.scheme): done[j] for j in jobs}
     vs = verdicts(res)
     if args.json:

@@ -12,10 +12,6 @@ import json
 from typing import Any
 
 from rmaplab.asm.page import PAGE_SHIFT, PAGE_SIZE
-from rmaplab.check import check_rmap_complete, validate
-from rmaplab.config import Config
-from rmaplab.kernel import Kernel
-from rmaplab.show.layout import draw, ruler
 
 P = PAGE_SIZE
 N = 12          # pages drawn
@@ -31,10 +27,12 @@ def register(sub: Any) -> None:
 
 
 class Story:
-    def __init__(self, k: Kernel, base: int) -> None:
+    def __init__(self, k: Any, base: int) -> None:
         self.k, self.base, self.steps = k, base, []
 
     def show(self, title: str, note: str = "") -> None:
+        from rmaplab.check import check_rmap_complete, validate
+        from rmaplab.show.layout import draw
         k, b = self.k, self.base
         step = {"title": title, "note": note, "pids": {}}
         for pid in k.pids():
@@ -62,6 +60,8 @@ class Story:
 
 
 def scenario() -> Story:
+    from rmaplab.config import Config
+    from rmaplab.kernel import Kernel
     k = Kernel(Config())
     k.spawn(1)
     base = k.mmap(1, None, N * P, "---", ["private", "anonymous"])
@@ -97,6 +97,7 @@ def scenario() -> Story:
 
 
 def render(s: Story) -> str:
+    from rmaplab.show.layout import ruler
     out = []
     for i, step in enumerate(s.steps, 1):
         out.append(f"{i}. {step['title']}")
