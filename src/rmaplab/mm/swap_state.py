@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from rmaplab.asm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, PTE_PFN_SHIFT
+from rmaplab.errors import InvariantError
 from rmaplab.mm.page import PG_active, PG_dirty, PG_lru, PG_swapcache
 
 _SC = np.uint32(PG_swapcache)
@@ -21,10 +22,12 @@ _SC = np.uint32(PG_swapcache)
 def add_to_swap(ctx: Any, pfn: int) -> bool:
     """``add_to_swap``: give an anonymous page a swap slot and put it in the
     swap cache (dirty, so pageout writes it). False when swap is full."""
+    mem = ctx.mem
+    if mem.flags[pfn] & PG_swapcache:
+        raise InvariantError(f"add_to_swap of pfn {pfn}, already in the swap cache")
     entry = ctx.swap.get_swap_page()
     if not entry:
         return False
-    mem = ctx.mem
     mem.flags[pfn] |= np.uint32(PG_swapcache | PG_dirty)
     mem.private[pfn] = entry
     mem.count[pfn] += 1
