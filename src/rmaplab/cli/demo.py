@@ -23,6 +23,10 @@ def register(sub: Any) -> None:
         description=__doc__.replace("``", "'"), formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  rmaplab demo\n  rmaplab demo --json > demo.json\n")
     p.add_argument("--json", action="store_true", help="print the steps as JSON")
+    p.add_argument("--scheme", default="anon_vma",
+                   help="the reverse-mapping scheme to tell the story with (default anon_vma)")
+    p.add_argument("--mem", help="physical memory, e.g. 64M (default: unlimited)")
+    p.add_argument("--swap", help="swap space (default: unlimited)")
     p.set_defaults(func=run)
 
 
@@ -49,9 +53,9 @@ class Story:
         before = k.stat.as_dict()
         found = k.scheme.rmap_walk(pfn)
         after = k.stat.as_dict()
-        cost = {n: after[n] - before[n] for n in ("rmap_vmas_visited", "rmap_vmas_skipped",
+        cost = {n: after[n] - before[n] for n in ("rmap_vmas_visited", "rmap_vmas_skipped", "rmap_mms_visited",
                                                   "rmap_ptes_compared", "find_vma_calls",
-                                                  "lock_anon_vma") if after[n] != before[n]}
+                                                  "lock_anon_vma", "lock_anonmm") if after[n] != before[n]}
         w = {"pid": pid, "page": page, "pfn": pfn,
              "index": int(k.mem.index[pfn]), "anon_vma": int(k.mem.mapping[pfn]) >> 1,
              "found": [(mm.owner, (a - self.base) // P) for mm, a in found], "cost": cost}
@@ -59,10 +63,11 @@ class Story:
         return w
 
 
-def scenario() -> Story:
+def scenario(scheme: str = "anon_vma", mem: int | None = None,
+             swap: int | None = None) -> Story:
     from rmaplab.config import Config
     from rmaplab.kernel import Kernel
-    k = Kernel(Config())
+    k = Kernel(Config(scheme=scheme, mem_pages=mem, swap_pages=swap))
     k.spawn(1)
     base = k.mmap(1, None, N * P, "---", ["private", "anonymous"])
     k.munmap(1, base, N * P)                 # a free window to draw
@@ -112,7 +117,7 @@ def render(s: Story) -> str:
             found = ", ".join(f"pid {p} page {g}" for p, g in w["found"])
             cost = ", ".join(f"{n.replace('rmap_', '')}={v}" for n, v in w["cost"].items())
             out.append(f"   rmap walk from pid {w['pid']} page {w['page']} (pfn {w['pfn']},"
-                       f" anon_vma {w['anon_vma']}, index {w['index']:#x}):")
+                       f" mapping {w['anon_vma']}, index {w['index']:#x}):")
             out.append(f"     found {found}   [{cost}]")
         out.append("")
     out.append("legend: vma a letter per VMA; av a symbol per anon_vma ('-' none);")
@@ -122,7 +127,8 @@ def render(s: Story) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    s = scenario()
+    from rmaplab.config import size_to_pages
+    s = scenario(args.scheme, size_to_pages(args.mem), size_to_pages(args.swap))
     if args.json:
         print(json.dumps(s.steps, indent=1))
     else:
