@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rmaplab.config import SCHEMES, ConfigError, size_to_pages
+from rmaplab.config import ConfigError, size_to_pages
 
 #: measures a sweep can plot (keys of Metrics.as_dict)
 METRICS = ("walk_work_per_reclaimed", "walk_work", "fork_work", "exit_work", "mremap_work",

@@ -16,7 +16,7 @@ from rmaplab.asm.page import PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, TASK_
 from rmaplab.errors import SyscallError
 from rmaplab.mm.filemap import File
 from rmaplab.mm.memory import check_no_pte, fault_range, zap_page_range
-from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC,
+from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC,
                                  VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_PROT_MASK, VM_READ, VM_SHARED,
                                  VM_SPECIAL, VM_WRITE, MmStruct, VmAreaStruct)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
 from rmaplab.asm.page import PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT, TASK_SIZE
 from rmaplab.asm.pgtable import _PAGE_PRESENT, PTE_PFN_SHIFT
