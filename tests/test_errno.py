@@ -26,7 +26,7 @@ import inspect
 
 import pytest
 
-from conftest import (B, P, PROT_BITS, VM_ACCOUNT, VM_LOCKED, VM_READ, VM_WRITE, addr, check,
+from conftest import (P, PROT_BITS, VM_ACCOUNT, VM_LOCKED, VM_READ, VM_WRITE, addr, check,
                       draw, errno_of, mapx, new_kernel, pic, read, snapshot, spans, vma_at,
                       write)
 

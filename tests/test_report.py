@@ -10,7 +10,7 @@ from rmaplab.cli.main import main
 from rmaplab.config import Config
 from rmaplab.kernel import Kernel
 from rmaplab.report.measure import measure
-from rmaplab.report.study import Job, fanout_case, mremap_case, run_job, swapout_case, verdicts
+from rmaplab.report.study import Job, fanout_case, run_job, verdicts
 from rmaplab.trace.reader import parse_trace
 from rmaplab.trace.replay import replay
 
