@@ -346,8 +346,15 @@ class AnonVmaChainScheme(RmapScheme):
 
     def vma_moved(self, new: Any, old: Any) -> None:
         """copy_vma merged the destination into a neighbour without anon_vma
-        (2025 rule, case 1): the kernel's ``dup_anon_vma`` in
-        ``vma_expand``, which the core's ``vma_adjust`` does not ask for."""
+        (the 2025 rule allows it when the source is no fork child): that
+        neighbour must take the source's anon_vma and chain, as modern
+        ``vma_expand`` does with ``dup_anon_vma`` (the -mm patch "fix
+        anon_vma UAF on mremap() faulted, unfaulted merge", 2025 (inferred
+        from its title)). The core's ``vma_adjust`` hands nothing to a VMA
+        that only grows, so it is done here, after the ptes moved. 2.6.11
+        has the same gap (its copy_vma → vma_merge → vma_adjust leaves the
+        grown VMA without anon_vma); the 2011 rule hid it by refusing the
+        merge."""
         self._tests.clear()
         if new is not old and new.anon_vma is None and old.anon_vma is not None:
             self._dup_anon_vma(new, old)
