@@ -1,0 +1,70 @@
+"""Bad input never gives a traceback: wild system-call arguments give an
+errno (or a signal for touches) and leave a valid state; bad trace lines are
+reported as FILE:LINE: reason."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rmaplab.check import check_rmap_complete, validate
+from rmaplab.cli.main import main
+from rmaplab.errors import SyscallError
+from rmaplab.kernel import Kernel
+
+U64 = (1 << 64) - 1
+P = 4096
+wild = st.one_of(st.integers(0, 64) .map(lambda n: n * P),
+                 st.integers(0, U64),
+                 st.sampled_from([0, 1, P - 1, P + 1, 1 << 47, (1 << 47) - P, U64 - P + 1,
+                                  U64, 0x2AAAAAAAB000]))
+prots = st.sampled_from(["rw-", "r--", "---", "rwx", "-w-", "--x"])
+mflags = st.lists(st.sampled_from(["private", "shared", "anonymous", "fixed", "populate",
+                                   "locked", "growsdown", "noreserve", "fixed_noreplace"]),
+                  max_size=4, unique=True)
+ops = st.one_of(
+    st.tuples(st.just("mmap"), wild, wild, prots, mflags),
+    st.tuples(st.just("munmap"), wild, wild),
+    st.tuples(st.just("mprotect"), wild, wild, prots),
+    st.tuples(st.just("mremap"), wild, wild, wild,
+              st.lists(st.sampled_from(["maymove", "fixed"]), unique=True), wild),
+    st.tuples(st.just("brk"), wild),
+    st.tuples(st.just("madvise"), wild, wild,
+              st.sampled_from(["dontneed", "willneed", "normal", "random", "sequential"])),
+    st.tuples(st.just("mlock"), wild, wild),
+    st.tuples(st.just("munlock"), wild, wild),
+    st.tuples(st.just("touch"), wild, st.integers(0, 64 * P), st.sampled_from("rw")),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ops, min_size=1, max_size=12))
+def test_wild_arguments_give_errnos_not_exceptions(calls):
+    k = Kernel()
+    k.spawn(1)
+    k.declare_file("f", 3 * P)
+    for op, *args in calls:
+        try:
+            if op == "mmap":
+                addr, length, prot, flags = args
+                f = None if "anonymous" in flags else "f"
+                k.mmap(1, addr, length, prot, flags, file=f)
+            elif op == "touch":
+                addr, length, access = args
+                r = k.touch(1, addr, length, access, "t")
+                assert r.result in ("ok", "SIGSEGV", "SIGBUS")
+            else:
+                getattr(k, op)(1, *args)
+        except SyscallError:
+            pass
+        check_rmap_complete(k, validate(k))
+
+
+def test_bad_trace_lines_are_reported_with_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"op": "spawn", "pid": 1}\n'
+                   '{"op": "mmap", "pid": 1, "addr": null, "len": "12z", "prot": "rw-",'
+                   ' "flags": ["private", "anonymous"], "file": null}\n')
+    assert main(["replay", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2:" in err and "Traceback" not in err
