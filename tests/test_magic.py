@@ -11,8 +11,11 @@ faulted VMA from page ``s`` to page ``d`` the expected walk result is
 
 from __future__ import annotations
 
-from conftest import (P, PGB, VM_ACCOUNT, addr, check, draw, mapx, pfn_at, pgoff, pic, read,
-                      spans, vma_at, write)
+import pytest
+from conftest import (P, PGB, VM_ACCOUNT, addr, check, draw, mapx, new_kernel, pfn_at, pgoff, pic,
+                      read, spans, vma_at, write)
+
+from rmaplab.check import validate
 
 
 def walk(k, pfn):
@@ -325,3 +328,33 @@ def test_exec_frees_the_anon_vmas(k):
     assert k.stat.anon_vma_free == freed + 1
     assert k.mm(1).mmap == []
     check(k)
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_moved_back_beside_an_unfaulted_neighbour(fixed):
+    """A faulted VMA moved away, a fresh mapping put beside its old place,
+    then the VMA moved back: copy_vma's vma_merge grows the unfaulted
+    neighbour down over the range (case 3; NULL anon_vma is compatible).
+    0123
+    AA..   written (av 1)
+    ..B-   after the move away and a fresh mmap at [2,4) (no anon_vma)
+    BBBB   moved back: one VMA, which must now be on av 1's list.
+    2.6.x never gave it the anon_vma (Config(copy_vma_import=False)): the
+    pages point at an anon_vma whose list no longer holds their VMA, and
+    validate() says so."""
+    from rmaplab.config import Config
+    from rmaplab.errors import InvariantError
+    k = new_kernel(copy_vma_import=fixed)
+    mapx(k, 0, 2)
+    write(k, 0, 2, "x")
+    assert k.mremap(1, addr(0), 2 * P, 2 * P, ["maymove", "fixed"], addr(64)) == addr(64)
+    mapx(k, 2, 2)
+    assert k.mremap(1, addr(64), 2 * P, 2 * P, ["maymove", "fixed"], addr(0)) == addr(0)
+    assert draw(k, n=5) == "AAAA."
+    assert read(k, 0, 4) == ["x", "x", None, None]
+    if fixed:
+        check(k)
+    else:
+        with pytest.raises(InvariantError, match="not on its anon_vma list"):
+            validate(k)
+    assert Config().copy_vma_import is True

@@ -30,6 +30,13 @@ class Config:
     #: VMA the exporter's anon_vma (False: the 2.6.7 rmap 39 code, which
     #: lets a VMA receive pages without joining their list)
     vma_adjust_importer: bool = True
+    #: a VMA that vma_merge grows over a range whose pages belong to an
+    #: anon_vma (mremap moving a faulted VMA beside an unfaulted neighbour)
+    #: takes that anon_vma. 2.6.x lacks it: the grown VMA is left off the
+    #: list its pages point to (validate() reports the broken list closure);
+    #: the hole was hidden from 2.6.36 by the singular-chain rule and fixed
+    #: with dup_anon_vma in 2025. False reproduces 2.6.x.
+    copy_vma_import: bool = True
     #: rmap 40: anon_vma_prepare reuses a touching neighbour's anon_vma
     find_mergeable_anon_vma: bool = True
     #: 2.6.9 rmaplock 2/6: the last page_remove_rmap keeps page->mapping
