@@ -16,6 +16,12 @@ offset, VM_LOCKED, brk) and that every resident page holds what the
 reference says the process would read. Teardown exits every process and
 checks for leaks (``check_no_leaks``).
 
+Rules come in two kinds: plain ones take page numbers; the ``*_vma`` and
+``mmap_gap`` rules pick a VMA or a gap of the kernel's layout by index, so
+that ranges land exactly on VMA edges and fill gaps, where merges, splits
+and anon_vma hand-overs happen (expected results still come from the
+reference alone).
+
 Processes. The machine starts with a process that sets up ``LAYOUT``
 (heap, anonymous, file and shmem mappings, some written) and a fork of it;
 ``exec`` runs a new program that sets up ``LAYOUT`` again; ``exit`` leaves
@@ -26,7 +32,7 @@ Addresses. Rules name pages, not addresses, so programs stay readable:
 - pages 0..11 are the *near* window, page p at ``START_BRK - 6 pages + p``;
   the heap (brk) starts at near page 6 and grows into the window, where
   MAP_FIXED mappings can collide with it;
-- pages 1000..1007 are the *far* window, page p at
+- pages 1000..1011 are the *far* window, page p at
   ``TASK_UNMAPPED_BASE + (p - 1000) pages``; non-fixed mmaps and mremap
   moves land there (the model tracks wherever they land).
 
@@ -97,12 +103,23 @@ from rmaplab.mm.mm_types import VM_EXEC, VM_LOCKED, VM_MAYSHARE, VM_READ, VM_WRI
 NEAR_PAGES = 12
 HEAP_PAGE = 6                                   # near page of START_BRK
 NEAR_VPN = (START_BRK >> PAGE_SHIFT) - HEAP_PAGE
-FAR_OFF, FAR_PAGES = 1000, 8
+FAR_OFF, FAR_PAGES = 1000, 12
 FAR_VPN = TASK_UNMAPPED_BASE >> PAGE_SHIFT
 
 
 def vpn_of(page: int) -> int:
-    return NEAR_VPN + page if page < FAR_OFF else FAR_VPN + page - FAR_OFF
+    """Pages below 500 count from the near window (negative ones lie below
+    it), pages from 500 from the far one (500-999 lie below it)."""
+    return NEAR_VPN + page if page < FAR_OFF // 2 else FAR_VPN + page - FAR_OFF
+
+
+def page_of(vpn: int) -> int | None:
+    """The inverse of vpn_of; None for a vpn no page number names."""
+    if vpn - NEAR_VPN < FAR_OFF // 2:
+        return vpn - NEAR_VPN
+    if vpn - FAR_VPN + FAR_OFF >= FAR_OFF // 2:
+        return vpn - FAR_VPN + FAR_OFF
+    return None
 
 
 def addr_of(page: int) -> int:
@@ -111,11 +128,8 @@ def addr_of(page: int) -> int:
 
 def page_name(vpn: int) -> str:
     """A vpn as the page number rules use (for messages)."""
-    if 0 <= vpn - NEAR_VPN < FAR_OFF:
-        return f"page {vpn - NEAR_VPN}"
-    if 0 <= vpn - FAR_VPN:
-        return f"page {vpn - FAR_VPN + FAR_OFF}"
-    return f"vpn {vpn:#x}"
+    page = page_of(vpn)
+    return f"vpn {vpn:#x}" if page is None else f"page {page}"
 
 
 FILES = {"f0": 6 * PAGE_SIZE, "f1": 5 * PAGE_SIZE // 2}
@@ -126,10 +140,13 @@ npages = st.integers(1, 4)
 old_sizes = st.integers(0, 4)
 # "-w-" is left out: a read of a write-only page succeeds only when a pte
 # happens to be present (x86), which the reference cannot know.
-prots = st.sampled_from(["rw-", "r--", "---", "rwx", "r-x", "--x", "-wx"])
-backings = st.sampled_from(["anon", "f0", "f1"])
-sharing = st.sampled_from(["private", "shared"])
+# Repeats weight the choices towards private anonymous rw- memory, where
+# anon_vmas live.
+prots = st.sampled_from(["rw-"] * 4 + ["r--"] * 2 + ["---", "rwx", "r-x", "--x", "-wx"])
+backings = st.sampled_from(["anon"] * 3 + ["f0", "f1"])
+sharing = st.sampled_from(["private"] * 3 + ["shared"])
 extras = st.sampled_from(["", "", "", "locked", "populate", "noreserve"])
+parts = st.sampled_from(["all", "head", "tail", "middle", "beyond"])
 advices = st.sampled_from(["dontneed", "dontneed", "normal", "random", "sequential", "willneed"])
 
 #: Exploration aid: ``RMAPLAB_AVOID_KNOWN_BUGS=1`` steers around inputs that
@@ -247,14 +264,22 @@ class RmapMachine(RuleBasedStateMachine):
         return multiple(pid, child)
 
     #: the address space every spawned process sets up first, so that early
-    #: steps meet mappings: (page, pages, sharing, file, file page, prot,
-    #: pages written); first the heap is grown over near pages 6-8.
-    LAYOUT = ((0, 4, "private", None, 0, "rw-", 2),
-              (4, 2, "shared", "f0", 1, "rw-", 1),
-              (9, 3, "private", "f1", 0, "rw-", 1),
-              (1000, 3, "private", "f0", 3, "r--", 0),
-              (1003, 1, "private", None, 0, "rwx", 1),
-              (1004, 4, "shared", None, 0, "rw-", 2))
+    #: steps meet mappings: (page, pages, sharing, file, file page, pages
+    #: written, prot). Each is mapped rw-, written, then mprotected to its
+    #: prot. First the heap is grown over near pages 6-8 and written at 6.
+    #: Near 4-5 then merges into the heap's VMA; near 0-2 has another
+    #: anon_vma, so filling the gap at near 3 tries a three-way merge of
+    #: incompatible anon_vmas. Far 1000-1001 (unfaulted, VM_ACCOUNT, r--)
+    #: and 1002-1003 (faulted, rw-) are two anonymous VMAs that one
+    #: mprotect can merge or shift the boundary of.
+    LAYOUT = ((0, 3, "private", None, 0, 2, "rw-"),
+              (4, 2, "private", None, 0, 1, "rw-"),
+              (9, 3, "private", "f1", 0, 1, "rw-"),
+              (1000, 2, "private", None, 0, 0, "r--"),
+              (1002, 2, "private", None, 0, 2, "rw-"),
+              (1004, 4, "shared", None, 0, 2, "rw-"),
+              (1008, 2, "shared", "f0", 1, 1, "rw-"),
+              (1010, 2, "private", "f0", 3, 0, "r--"))
 
     def spawn_(self) -> int:
         """A new process with the LAYOUT address space and heap."""
@@ -268,15 +293,18 @@ class RmapMachine(RuleBasedStateMachine):
     def _setup_layout(self, pid: int) -> None:
         self._expect("brk", self.k.brk(pid, addr_of(9)), self.ref.brk(pid, addr_of(9)))
         self._touch(pid, HEAP_PAGE, 1, True)
-        for page, n, share, file, fpage, prot, written in self.LAYOUT:
+        for page, n, share, file, fpage, written, prot in self.LAYOUT:
             if not self._alive(pid):
                 return
             flags = [share, "fixed"] + ([] if file else ["anonymous"])
-            self.k.mmap(pid, addr_of(page), n * PAGE_SIZE, prot, flags, file=file,
+            self.k.mmap(pid, addr_of(page), n * PAGE_SIZE, "rw-", flags, file=file,
                         offset=fpage * PAGE_SIZE)
-            self.ref.mmap(pid, vpn_of(page), n, prot, share == "shared", file, fpage)
+            self.ref.mmap(pid, vpn_of(page), n, "rw-", share == "shared", file, fpage)
             if written:
                 self._touch(pid, page, written, True)
+            if prot != "rw-" and self._alive(pid):
+                self.k.mprotect(pid, addr_of(page), n * PAGE_SIZE, prot)
+                self.ref.mprotect(pid, vpn_of(page), n, prot)
 
     @precondition(lambda self: not self.ref.procs)
     @rule(target=procs)
@@ -385,6 +413,12 @@ class RmapMachine(RuleBasedStateMachine):
         self._step()
         if not self._alive(pid):
             return
+        if advice == "dontneed":
+            pgs = self.ref.procs[pid].pages
+            kinds = {pg.kind for v in range(vpn_of(page), vpn_of(page) + n)
+                     if (pg := pgs.get(v)) is not None and pg.own and pg.token is not None}
+            for kind in kinds:
+                self._event(f"madvise dontneed: drops {kind} data")
         got = self._call(self.k.madvise, pid, addr_of(page), n * PAGE_SIZE, advice)
         self._outcome(f"madvise {advice}", got)
         self._expect(f"madvise {advice}", got, self.ref.madvise(pid, vpn_of(page), n, advice))
@@ -464,6 +498,88 @@ class RmapMachine(RuleBasedStateMachine):
             return
         self._mremap(pid, page, old_n, new_n, ["maymove", "fixed"] if maymove else ["fixed"],
                      new_page)
+
+    # -- rules aimed at VMA edges ---------------------------------------------------------
+    #
+    # Merges, splits and anon_vma hand-overs happen where a range meets a
+    # VMA's edge or exactly fills a gap, which random pages rarely do. These
+    # rules pick their range from the kernel's VMA list (``vma``/``gap`` is
+    # an index, taken modulo the number of VMAs/gaps) and then run the plain
+    # rule on it, so the expected results still come from the reference
+    # alone. They do nothing when the process has no VMA (or gap).
+
+    def _spans(self, pid: int) -> list[tuple[int, int]]:
+        return [(v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT) for v in self.k.mm(pid).mmap]
+
+    def _gaps(self, pid: int) -> list[tuple[int, int]]:
+        spans = self._spans(pid)
+        return [(a[1], b[0]) for a, b in zip(spans, spans[1:]) if b[0] > a[1]]
+
+    @staticmethod
+    def _part(s: int, e: int, part: str) -> tuple[int, int]:
+        return {"all": (s, e), "head": (s, s + 1), "tail": (e - 1, e),
+                "middle": (s + 1, e - 1) if e - s >= 3 else (s, e),
+                "beyond": (s, e + 1)}[part]
+
+    @rule(pid=procs, vma=st.integers(0, 15), part=parts, prot=prots)
+    def mprotect_vma(self, pid: int, vma: int, part: str, prot: str) -> None:
+        spans = self._spans(pid) if self._alive(pid) else []
+        if not spans:
+            return
+        s, e = self._part(*spans[vma % len(spans)], part)
+        if page_of(s) is not None:
+            self.mprotect(pid, page_of(s), e - s, prot)
+
+    @rule(pid=procs, vma=st.integers(0, 15), part=parts,
+          what=st.sampled_from(["write", "read", "dontneed", "normal", "mlock", "munlock",
+                                "munmap"]))
+    def apply_to_vma(self, pid: int, vma: int, part: str, what: str) -> None:
+        """Touch, madvise, (un)lock or unmap (part of) one VMA."""
+        spans = self._spans(pid) if self._alive(pid) else []
+        if not spans:
+            return
+        s, e = self._part(*spans[vma % len(spans)], part)
+        page, n = page_of(s), e - s
+        if page is None:
+            return
+        if what in ("write", "read"):
+            getattr(self, what)(pid, page, n)
+        elif what in ("dontneed", "normal"):
+            self.madvise(pid, page, n, what)
+        else:
+            getattr(self, what)(pid, page, n)
+
+    @rule(pid=procs, gap=st.integers(0, 15), side=st.sampled_from(["fill", "left", "right"]),
+          prot=prots, share=sharing, backing=backings, file_page=st.integers(0, 7))
+    def mmap_gap(self, pid: int, gap: int, side: str, prot: str, share: str, backing: str,
+                 file_page: int) -> None:
+        """Map into a gap between two VMAs: all of it (if it is at most 8
+        pages), or one page against its left or right neighbour."""
+        gaps = self._gaps(pid) if self._alive(pid) else []
+        if not gaps:
+            return
+        g0, g1 = gaps[gap % len(gaps)]
+        if side == "fill" and g1 - g0 > 8:
+            side = "left"
+        s, e = {"fill": (g0, g1), "left": (g0, g0 + 1), "right": (g1 - 1, g1)}[side]
+        if page_of(s) is not None:
+            self.mmap_fixed(pid, page_of(s), e - s, prot, share, backing, file_page, "")
+
+    @rule(pid=procs, vma=st.integers(0, 15), gap=st.integers(0, 15),
+          side=st.sampled_from(["left", "right"]), grow=st.integers(-1, 1))
+    def mremap_vma(self, pid: int, vma: int, gap: int, side: str, grow: int) -> None:
+        """Move a whole VMA (resized by ``grow`` pages) against the left or
+        right neighbour of a gap (MREMAP_FIXED)."""
+        spans = self._spans(pid) if self._alive(pid) else []
+        gaps = self._gaps(pid)
+        if not spans or not gaps:
+            return
+        s, e = spans[vma % len(spans)]
+        g0, g1 = gaps[gap % len(gaps)]
+        new_n = max(1, e - s + grow)
+        dest = g0 if side == "left" else g1 - new_n
+        if page_of(s) is not None and page_of(dest) is not None:
+            self.mremap_fixed(pid, page_of(s), e - s, new_n, page_of(dest), True)
 
     # -- the CPU ------------------------------------------------------------------------
 
