@@ -7,7 +7,7 @@ The docstrings give the machine program that found the bug (replayable
 with ``RmapMachine``) and the root cause.
 
 Status: bugs 1 and 2 were fixed in ff7881b ("make_pages_present follows
-get_user_pages"); no bug is open.
+get_user_pages"); bug 3 (negative addresses) is open.
 """
 
 from __future__ import annotations
@@ -129,6 +129,36 @@ def test_locked_shmem_grow_does_not_leak():
     validate(k)
     k.exit(1)
     check_no_leaks(k)
+
+
+# -- bug 3: negative addresses ------------------------------------------------------------
+
+BUG3 = ("the facade passes negative Python ints through as addresses; Linux sees them as "
+        "unsigned longs above TASK_SIZE (bug 3)")
+
+
+@pytest.mark.xfail(strict=True, reason=BUG3)
+def test_negative_addresses_are_beyond_task_size():
+    """Found when a machine rule computed an address below zero (a test
+    bug, since fixed): ``mremap(..., MREMAP_MAYMOVE|MREMAP_FIXED, -0x20000)``
+    succeeded and left a VMA at a negative address, which ``validate``
+    then reported as out of order.
+
+    The system call arguments are ``unsigned long``: -0x10000 is
+    0xffff_ffff_ffff_0000, far above TASK_SIZE. Linux gives ENOMEM for a
+    MAP_FIXED mmap there (get_unmapped_area: addr > TASK_SIZE - len),
+    EINVAL for munmap (start > TASK_SIZE) and EINVAL for an mremap to it
+    (new_addr > TASK_SIZE - new_len). The model compares the negative
+    value as is, so every check passes and a VMA (or nothing) happens at a
+    negative address.
+    """
+    k = Kernel()
+    k.spawn(1)
+    assert _errno(k.mmap, 1, -0x10000, P, "rw-", ["private", "anonymous", "fixed"]) == "ENOMEM"
+    assert _errno(k.munmap, 1, -0x10000, P) == "EINVAL"
+    k.mmap(1, A, P, "rw-", ["private", "anonymous", "fixed"])
+    assert _errno(k.mremap, 1, A, P, P, ["maymove", "fixed"], -0x20000) == "EINVAL"
+    validate(k)
 
 
 # -- the machine programs themselves ---------------------------------------------------------
