@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 
 from rmaplab.check import check_rmap_complete, validate
 from rmaplab.cli.main import main
+from rmaplab.config import Config
 from rmaplab.errors import SyscallError
 from rmaplab.kernel import Kernel
 
 U64 = (1 << 64) - 1
 P = 4096
-wild = st.one_of(st.integers(0, 64) .map(lambda n: n * P),
+wild = st.one_of(st.integers(0, 64).map(lambda n: n * P),
                  st.integers(0, U64),
                  st.sampled_from([0, 1, P - 1, P + 1, 1 << 47, (1 << 47) - P, U64 - P + 1,
                                   U64, 0x2AAAAAAAB000]))
@@ -40,10 +41,14 @@ ops = st.one_of(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ops, min_size=1, max_size=12))
 def test_wild_arguments_give_errnos_not_exceptions(calls):
-    k = Kernel()
+    # A small ceiling keeps runaway MAP_LOCKED/mlock/populate cheap: the
+    # OOM killer then takes the process (results "SIGKILL").
+    k = Kernel(Config(max_mem_pages=1 << 14))
     k.spawn(1)
     k.declare_file("f", 3 * P)
     for op, *args in calls:
+        if 1 not in k.pids():
+            break                      # the OOM killer took it
         try:
             if op == "mmap":
                 addr, length, prot, flags = args
@@ -52,7 +57,7 @@ def test_wild_arguments_give_errnos_not_exceptions(calls):
             elif op == "touch":
                 addr, length, access = args
                 r = k.touch(1, addr, length, access, "t")
-                assert r.result in ("ok", "SIGSEGV", "SIGBUS")
+                assert r.result in ("ok", "SIGSEGV", "SIGBUS", "SIGKILL")
             else:
                 getattr(k, op)(1, *args)
         except SyscallError:
@@ -68,3 +73,18 @@ def test_bad_trace_lines_are_reported_with_file_and_line(tmp_path, capsys):
     assert main(["replay", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2:" in err and "Traceback" not in err
+
+
+def test_runaway_locked_mapping_meets_the_oom_killer():
+    """Unlimited memory still ends: a MAP_LOCKED mapping of 64 TiB faults
+    until the model's ceiling, then the OOM killer takes the process."""
+    k = Kernel(Config(max_mem_pages=1 << 12))
+    k.spawn(1)
+    k.spawn(2)
+    k.mmap(2, None, 8 * P, "rw-", ["private", "anonymous"])
+    assert k.mmap(1, None, 1 << 46, "rw-", ["private", "anonymous", "locked"]) == "SIGKILL"
+    assert k.oom_killed == [1] and k.pids() == [2]
+    validate(k)
+    k.exit(2)
+    from rmaplab.check import check_no_leaks
+    check_no_leaks(k)

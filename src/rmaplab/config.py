@@ -23,6 +23,10 @@ class Config:
     mem_pages: int | None = None
     #: swap space in pages; None grows on demand
     swap_pages: int | None = None
+    #: with unlimited memory, the most frames the model will hold before the
+    #: OOM killer acts (8 GiB of simulated pages; page-table pages are
+    #: limited to a 64th of it)
+    max_mem_pages: int = 1 << 21
     max_map_count: int = DEFAULT_MAX_MAP_COUNT
 
     # -- era behaviours ------------------------------------------------------

@@ -95,7 +95,7 @@ class Kernel:
     # -- processes ---------------------------------------------------------------
 
     def _new_mm(self, pid: int) -> MmStruct:
-        mm = MmStruct(START_BRK, self.config.max_map_count)
+        mm = MmStruct(START_BRK, self.config.max_map_count, self.ctx.tables)
         mm.owner = pid
         return mm
 

@@ -14,6 +14,7 @@ from rmaplab.errors import InvariantError, SyscallError
 from rmaplab.mm.filemap import File
 from rmaplab.mm.mmap import find_mergeable_anon_vma
 from rmaplab.mm.page import Contents, MemMap, scatter_add
+from rmaplab.mm.pgtable import TableCount
 from rmaplab.mm.swapfile import SwapInfo
 from rmaplab.mm.vmscan import Zone, try_to_free_pages
 from rmaplab.rmap.stat import VmStat
@@ -43,6 +44,7 @@ class MmContext:
         #: needs memory; kills a victim and returns True, or False if none.
         self.oom_hook: Any = None
         self.reserved = 0
+        self.tables = TableCount()
         self.zone = Zone(config.mem_pages) if config.mem_pages is not None else None
         self.scheme: RmapScheme = scheme_factory(self)
 
@@ -104,6 +106,22 @@ class MmContext:
             if self.oom_hook is None or not self.oom_hook(mm):
                 raise SyscallError("ENOMEM", "out of memory and nothing to kill")
         self.reserved = n
+
+    def guard(self, pages: int, mm: Any = None) -> None:
+        """Before faulting ``pages`` pages: the frames and page-table pages
+        they may need must fit. With unlimited memory the model still stops
+        at ``max_mem_pages`` frames (the OOM killer acts, as it would on a
+        real machine); page-table pages are limited to a 64th of that, or of
+        a limited memory, since each costs the model a real 4 KiB array.
+        Page tables are not charged to a limited memory's frames (a
+        departure)."""
+        limit = self.config.mem_pages or self.config.max_mem_pages
+        frames = 0 if self.config.mem_pages else 2 * pages
+        tables = (pages >> 9) + 2
+        while (self.tables.n + tables > max(64, limit >> 6)
+               or (frames and self.mem.nr_used + frames > limit)):
+            if self.oom_hook is None or not self.oom_hook(mm):
+                raise SyscallError("ENOMEM", "out of memory and nothing to kill")
 
     def kswapd(self) -> None:
         """Background reclaim: woken below pages_low, runs to pages_high."""

@@ -221,20 +221,23 @@ def fault_range(ctx: Any, vma: VmAreaStruct, s: int, e: int, write: bool,
     access itself. A write stores ``token`` in each page; ``token=None``
     faults for write without changing contents (get_user_pages).
 
-    Returns the content token of each page after the access. With a
-    memory limit the range goes in chunks: each first reserves the frames
-    it may need (two per page at most: a page-cache read plus a copy), so
-    reclaim and the OOM killer run between chunks, never inside one.
+    Returns the content token of each page after the access. The range
+    goes in chunks: each first checks that its page tables and frames fit
+    (``guard``) and, with a memory limit, reserves the frames it may need
+    (two per page at most: a page-cache read plus a copy), so reclaim and
+    the OOM killer run between chunks, never inside one.
     """
-    if ctx.mem.totalram is None:
-        return _fault_chunk(ctx, vma, s, e, write, token)
-    step = max(1, (ctx.mem.totalram - ctx.zone.pages_min) // 8)
+    limited = ctx.mem.totalram is not None
+    step = max(1, (ctx.mem.totalram - ctx.zone.pages_min) // 8) if limited else 1 << 18
     out = []
     while s < e:
         c = min(e - s, step)
-        ctx.reserve(2 * c, vma.vm_mm)
+        ctx.guard(c, vma.vm_mm)
+        if limited:
+            ctx.reserve(2 * c, vma.vm_mm)
         out.append(_fault_chunk(ctx, vma, s, s + c, write, token))
-        ctx.kswapd()
+        if limited:
+            ctx.kswapd()
         s += c
     return np.concatenate(out) if len(out) != 1 else out[0]
 

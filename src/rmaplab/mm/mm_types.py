@@ -14,7 +14,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from rmaplab.asm.page import DEFAULT_MAX_MAP_COUNT, PAGE_SHIFT, TASK_UNMAPPED_BASE
-from rmaplab.mm.pgtable import PageTable
+from rmaplab.mm.pgtable import PageTable, TableCount
 
 if TYPE_CHECKING:
     from rmaplab.mm.filemap import File
@@ -117,10 +117,11 @@ _mm_serial = count(1)
 class MmStruct:
     """One address space: the sorted VMA list, page tables and counters."""
 
-    def __init__(self, start_brk: int, max_map_count: int = DEFAULT_MAX_MAP_COUNT) -> None:
+    def __init__(self, start_brk: int, max_map_count: int = DEFAULT_MAX_MAP_COUNT,
+                 tables: TableCount | None = None) -> None:
         self.mmap: list[VmAreaStruct] = []
         self.map_count = 0
-        self.pgd = PageTable()
+        self.pgd = PageTable(tables)
         self.rss = 0
         self.anon_rss = 0
         self.total_vm = 0

@@ -519,7 +519,7 @@ def exit_mmap(ctx: Any, mm: MmStruct) -> None:
     """``exit_mmap``: zap every VMA, free the page tables, remove the VMAs."""
     for vma in mm.mmap:
         ctx.stat.exit_ptes += zap_page_range(ctx, vma, vma.vm_start, vma.vm_end)
-    mm.pgd.pmd.clear()
+    mm.pgd.clear()
     vmas, mm.mmap = mm.mmap, []
     mm.map_count = 0
     for vma in vmas:

@@ -21,13 +21,36 @@ _SHIFT = PTRS_PER_PTE.bit_length() - 1
 _MASK = PTRS_PER_PTE - 1
 
 
-class PageTable:
-    """One mm's page tables. Addresses are virtual page numbers (vpn)."""
+class TableCount:
+    """Page-table pages in use across all mms (they are memory too)."""
 
-    __slots__ = ("pmd",)
+    __slots__ = ("n",)
 
     def __init__(self) -> None:
+        self.n = 0
+
+
+class PageTable:
+    """One mm's page tables. Addresses are virtual page numbers (vpn).
+    ``count``, if given, is charged for every pte page."""
+
+    __slots__ = ("pmd", "count")
+
+    def __init__(self, count: TableCount | None = None) -> None:
         self.pmd: dict[int, np.ndarray] = {}
+        self.count = count
+
+    def _new(self, key: int) -> np.ndarray:
+        t = self.pmd[key] = np.zeros(PTRS_PER_PTE, dtype=PTE_DTYPE)
+        if self.count is not None:
+            self.count.n += 1
+        return t
+
+    def clear(self) -> None:
+        """Free every pte page (exit_mmap's clear_page_range)."""
+        if self.count is not None:
+            self.count.n -= len(self.pmd)
+        self.pmd.clear()
 
     @property
     def nr_pte_pages(self) -> int:
@@ -43,7 +66,7 @@ class PageTable:
         if t is None:
             if pte == 0:
                 return
-            t = self.pmd[key] = np.zeros(PTRS_PER_PTE, dtype=PTE_DTYPE)
+            t = self._new(key)
         t[vpn & _MASK] = pte
 
     def runs(self, start: int, end: int, alloc: bool = False) -> Iterator[tuple[np.ndarray, int, int, int]]:
@@ -64,7 +87,7 @@ class PageTable:
             hi = min(PTRS_PER_PTE, lo + (end - vpn))
             t = pmd.get(key)
             if t is None:
-                t = pmd[key] = np.zeros(PTRS_PER_PTE, dtype=PTE_DTYPE)
+                t = self._new(key)
             yield t, lo, hi, vpn
             vpn += hi - lo
 
@@ -98,7 +121,7 @@ class PageTable:
             t = pmd.get(key)
             if t is None:
                 if part.any():
-                    t = pmd[key] = np.zeros(PTRS_PER_PTE, dtype=PTE_DTYPE)
+                    t = self._new(key)
                     t[lo:hi] = part
             else:
                 t[lo:hi] = part
@@ -116,7 +139,7 @@ class PageTable:
             key = int(keys[a])
             t = pmd.get(key)
             if t is None:
-                t = pmd[key] = np.zeros(PTRS_PER_PTE, dtype=PTE_DTYPE)
+                t = self._new(key)
             t[vpns[a:b] & _MASK] = ptes[a:b]
 
     def populated(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,6 +161,8 @@ class PageTable:
         for key in self._keys(start, end):
             if not self.pmd[key].any():
                 del self.pmd[key]
+                if self.count is not None:
+                    self.count.n -= 1
 
     def items(self) -> Iterator[tuple[int, np.ndarray]]:
         """(first vpn, pte page) for every pte page, in no set order."""
