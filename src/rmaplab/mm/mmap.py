@@ -113,6 +113,9 @@ def vma_merge(ctx: Any, mm: MmStruct, prev: VmAreaStruct | None, addr: int, end:
     schemes whose merge rule looks at it."""
     if vm_flags & VM_SPECIAL:
         return None
+    # copy_vma's range lies outside its source VMA; mprotect's inside it
+    # (there vma_adjust's importer is the mechanism, selectable on its own).
+    moved = src is not None and not src.vm_start <= addr < src.vm_end
     pglen = (end - addr) >> PAGE_SHIFT
     nxt = mm.vm_next(prev) if prev is not None else (mm.mmap[0] if mm.mmap else None)
     area = nxt
@@ -126,7 +129,8 @@ def vma_merge(ctx: Any, mm: MmStruct, prev: VmAreaStruct | None, addr: int, end:
             vma_adjust(ctx, prev, prev.vm_start, nxt.vm_end, prev.vm_pgoff)   # cases 1, 6
         else:
             vma_adjust(ctx, prev, prev.vm_start, end, prev.vm_pgoff)          # cases 2, 5, 7
-        _import_range(ctx, prev, anon_vma, src)
+        if moved:
+            _import_range(ctx, prev, anon_vma, src)
         ctx.stat.vma_merges += 1
         return prev
     if (nxt is not None and end == nxt.vm_start
@@ -136,16 +140,17 @@ def vma_merge(ctx: Any, mm: MmStruct, prev: VmAreaStruct | None, addr: int, end:
         else:                                                                # cases 3, 8
             assert area is not None
             vma_adjust(ctx, area, addr, nxt.vm_end, nxt.vm_pgoff - pglen)
-        _import_range(ctx, area, anon_vma, src)
+        if moved:
+            _import_range(ctx, area, anon_vma, src)
         ctx.stat.vma_merges += 1
         return area
     return None
 
 
 def _import_range(ctx: Any, vma: VmAreaStruct, anon_vma: Any, src: VmAreaStruct | None) -> None:
-    """The VMA that now covers a range whose pages belong to ``anon_vma``
-    must be able to find them (``copy_vma_import``; see Config). vma_adjust's
-    importer already did this for the mprotect cases."""
+    """The VMA that now covers a range moved in by copy_vma, whose pages
+    belong to ``anon_vma``, must be able to find them (``copy_vma_import``;
+    see Config)."""
     if anon_vma is not None and vma.anon_vma is None and ctx.config.copy_vma_import:
         ctx.scheme.vma_import(vma, anon_vma, src)
 
