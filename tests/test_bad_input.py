@@ -88,3 +88,20 @@ def test_runaway_locked_mapping_meets_the_oom_killer():
     k.exit(2)
     from rmaplab.check import check_no_leaks
     check_no_leaks(k)
+
+
+def test_growsdown_shared_anonymous_stays_in_i_mmap():
+    """Found by the wild-argument test: a MAP_GROWSDOWN shared anonymous
+    mapping grown down by a touch below it must move in its shmem file's
+    i_mmap; pages below the file's offset 0 give SIGBUS; growth past
+    RLIMIT_STACK (8 MiB) gives SIGSEGV."""
+    k = Kernel()
+    k.spawn(1)
+    a = 0x4000_0000
+    k.mmap(1, a, P, "rw-", ["shared", "anonymous", "growsdown", "fixed"])
+    assert k.touch(1, a - P, 1, "r").result == "SIGBUS"     # grew, but offset -1
+    validate(k)
+    assert k.mm(1).mmap[0].vm_start == a - P
+    assert k.touch(1, a - (16 << 20), 1, "r").result == "SIGSEGV"
+    assert k.touch(1, a, P, "w", "x").result == "ok"
+    validate(k)

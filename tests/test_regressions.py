@@ -7,7 +7,8 @@ The docstrings give the machine program that found the bug (replayable
 with ``RmapMachine``) and the root cause.
 
 Status: bugs 1 and 2 were fixed in ff7881b ("make_pages_present follows
-get_user_pages"); bug 3 (negative addresses) is open.
+get_user_pages"); bug 3 (negative addresses) is fixed: the facade reads
+every address and length as an unsigned long.
 """
 
 from __future__ import annotations
@@ -137,7 +138,6 @@ BUG3 = ("the facade passes negative Python ints through as addresses; Linux sees
         "unsigned longs above TASK_SIZE (bug 3)")
 
 
-@pytest.mark.xfail(strict=True, reason=BUG3)
 def test_negative_addresses_are_beyond_task_size():
     """Found when a machine rule computed an address below zero (a test
     bug, since fixed): ``mremap(..., MREMAP_MAYMOVE|MREMAP_FIXED, -0x20000)``

@@ -28,6 +28,8 @@ class Config:
     #: limited to a 64th of it)
     max_mem_pages: int = 1 << 21
     max_map_count: int = DEFAULT_MAX_MAP_COUNT
+    #: RLIMIT_STACK (2.6's _STK_LIM, 8 MiB): how far a growsdown VMA may grow
+    rlimit_stack: int = 8 << 20
 
     # -- era behaviours ------------------------------------------------------
     #: 2.6.8 "mprotect propagate anon_vma": vma_adjust gives the importing

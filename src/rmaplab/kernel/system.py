@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rmaplab.asm.page import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, TASK_UNMAPPED_BASE
+from rmaplab.asm.page import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, TASK_UNMAPPED_BASE, ULONG_MASK
 from rmaplab.config import Config
 from rmaplab.errors import OOMKilled, SyscallError
 from rmaplab.kernel.abi import MMAP_FLAGS, MREMAP_FLAGS, parse_flags, parse_prot
@@ -42,6 +42,12 @@ from rmaplab.rmap import SCHEMES
 #: the initial program break of a spawned process (there is no program
 #: image, so end_code == start_brk == brk)
 START_BRK = 0x0000_0000_0060_0000
+
+
+def _ulong(x: int) -> int:
+    """System-call arguments are ``unsigned long``: a negative Python int
+    is the huge value C would see."""
+    return x & ULONG_MASK
 
 
 class NoSuchProcess(ValueError):
@@ -141,6 +147,7 @@ class Kernel:
     def mmap(self, pid: int, addr: int | None, length: int, prot: int | str,
              flags: int | Iterable[str], file: str | None = None, offset: int = 0) -> int:
         mm = self.mm(pid)
+        addr, length, offset = _ulong(addr or 0), _ulong(length), _ulong(offset)
         prot_v = parse_prot(prot)
         flags_v = parse_flags(flags, MMAP_FLAGS, "mmap")
         if offset & ~PAGE_MASK:
@@ -150,7 +157,7 @@ class Kernel:
             if file is None or file not in self.ctx.files:
                 raise SyscallError("EBADF", f"no such file {file!r}")
             f = self.ctx.files[file]
-        return self._killable(do_mmap_pgoff, self.ctx, mm, f, addr or 0, length, prot_v,
+        return self._killable(do_mmap_pgoff, self.ctx, mm, f, addr, length, prot_v,
                               flags_v, offset >> PAGE_SHIFT)
 
     @staticmethod
@@ -164,31 +171,33 @@ class Kernel:
             return "SIGKILL"
 
     def munmap(self, pid: int, addr: int, length: int) -> int:
-        return do_munmap(self.ctx, self.mm(pid), addr, length)
+        return do_munmap(self.ctx, self.mm(pid), _ulong(addr), _ulong(length))
 
     def mprotect(self, pid: int, addr: int, length: int, prot: int | str) -> int:
-        return sys_mprotect(self.ctx, self.mm(pid), addr, length, parse_prot(prot))
+        return sys_mprotect(self.ctx, self.mm(pid), _ulong(addr), _ulong(length), parse_prot(prot))
 
     def mremap(self, pid: int, addr: int, old_len: int, new_len: int,
                flags: int | Iterable[str] = (), new_addr: int | None = None) -> int:
-        return self._killable(do_mremap, self.ctx, self.mm(pid), addr, old_len, new_len,
-                              parse_flags(flags, MREMAP_FLAGS, "mremap"), new_addr or 0)
+        return self._killable(do_mremap, self.ctx, self.mm(pid), _ulong(addr), _ulong(old_len),
+                              _ulong(new_len), parse_flags(flags, MREMAP_FLAGS, "mremap"),
+                              _ulong(new_addr or 0))
 
     def brk(self, pid: int, addr: int) -> int:
-        return sys_brk(self.ctx, self.mm(pid), addr)
+        return sys_brk(self.ctx, self.mm(pid), _ulong(addr))
 
     def madvise(self, pid: int, addr: int, length: int, advice: str | int) -> int:
         if isinstance(advice, str):
             if advice not in ADVICE:
                 raise SyscallError("EINVAL", f"unknown advice {advice!r}")
             advice = ADVICE[advice]
-        return sys_madvise(self.ctx, self.mm(pid), addr, length, advice)
+        return sys_madvise(self.ctx, self.mm(pid), _ulong(addr), _ulong(length), advice)
 
     def mlock(self, pid: int, addr: int, length: int) -> int:
-        return self._killable(_mlock.do_mlock, self.ctx, self.mm(pid), addr, length, True)
+        return self._killable(_mlock.do_mlock, self.ctx, self.mm(pid), _ulong(addr), _ulong(length),
+                              True)
 
     def munlock(self, pid: int, addr: int, length: int) -> int:
-        return _mlock.do_mlock(self.ctx, self.mm(pid), addr, length, False)
+        return _mlock.do_mlock(self.ctx, self.mm(pid), _ulong(addr), _ulong(length), False)
 
     # -- the CPU ------------------------------------------------------------------------
 
@@ -202,6 +211,7 @@ class Kernel:
         if access not in ("r", "w"):
             raise ValueError(f"access must be 'r' or 'w', not {access!r}")
         tid = self.ctx.contents.intern(token) if write else None
+        addr = _ulong(addr)
         if length <= 0:
             return TouchResult("ok", [] if not write else None)
         try:
@@ -246,19 +256,33 @@ class Kernel:
                 stop, sig = s + int(missing[0]), "SIGSEGV"
         f = vma.vm_file
         if f is not None:
-            first_bad = (vma.vm_start >> PAGE_SHIFT) + f.size_pages - vma.vm_pgoff
+            # Pages below offset 0 (a grown-down shmem stack: the unsigned
+            # pgoff wrapped) or at or beyond the end of the file: SIGBUS.
+            start = vma.vm_start >> PAGE_SHIFT
+            if vma.vm_pgoff + (s - start) < 0:
+                return s, "SIGBUS"
+            first_bad = start + f.size_pages - vma.vm_pgoff
             if first_bad < stop:
                 stop, sig = max(first_bad, s), "SIGBUS"
         return stop, sig
 
     def _expand_stack(self, vma: VmAreaStruct, addr: int) -> bool:
         """``expand_stack``: grow a VM_GROWSDOWN VMA down to ``addr``
-        (vm_pgoff goes down with it). The stack-pointer distance check of
-        do_page_fault is not modelled."""
+        (vm_pgoff goes down with it); False (SIGSEGV) past RLIMIT_STACK
+        (``acct_stack_growth``). The stack-pointer distance check of
+        do_page_fault is not modelled. A file-backed VMA (shared anonymous
+        memory) is moved in its file's i_mmap as the VMA changes."""
+        if vma.vm_end - addr > self.config.rlimit_stack:
+            return False
         self.scheme.anon_vma_prepare(vma)
         grow = (vma.vm_start - addr) >> PAGE_SHIFT
+        f = vma.vm_file
+        if f is not None:
+            f.i_mmap.remove(vma)
         vma.vm_start = addr
         vma.vm_pgoff -= grow
+        if f is not None:
+            f.i_mmap.insert(vma)
         vma.vm_mm.total_vm += grow
         return True
 
