@@ -152,7 +152,8 @@ advices = st.sampled_from(["dontneed", "dontneed", "normal", "random", "sequenti
 #: Exploration aid: ``RMAPLAB_AVOID_KNOWN_BUGS=1`` steers around inputs that
 #: trigger the *open* model bugs documented in tests/test_regressions.py, so
 #: a run can find the next one. The default run never avoids anything.
-#: (Bugs 1 and 2 are fixed; none is open at the moment.)
+#: (Bugs 1 and 2 are fixed; bug 3, negative addresses, is out of the
+#: machine's reach; so nothing is avoided at the moment.)
 AVOID_KNOWN_BUGS = os.environ.get("RMAPLAB_AVOID_KNOWN_BUGS", "") not in ("", "0")
 
 
@@ -292,7 +293,7 @@ class RmapMachine(RuleBasedStateMachine):
 
     def _setup_layout(self, pid: int) -> None:
         self._expect("brk", self.k.brk(pid, addr_of(9)), self.ref.brk(pid, addr_of(9)))
-        self._touch(pid, HEAP_PAGE, 1, True)
+        self._touch(pid, HEAP_PAGE, 1, True, note=False)
         for page, n, share, file, fpage, written, prot in self.LAYOUT:
             if not self._alive(pid):
                 return
@@ -301,7 +302,7 @@ class RmapMachine(RuleBasedStateMachine):
                         offset=fpage * PAGE_SIZE)
             self.ref.mmap(pid, vpn_of(page), n, "rw-", share == "shared", file, fpage)
             if written:
-                self._touch(pid, page, written, True)
+                self._touch(pid, page, written, True, note=False)
             if prot != "rw-" and self._alive(pid):
                 self.k.mprotect(pid, addr_of(page), n * PAGE_SIZE, prot)
                 self.ref.mprotect(pid, vpn_of(page), n, prot)
@@ -583,10 +584,12 @@ class RmapMachine(RuleBasedStateMachine):
 
     # -- the CPU ------------------------------------------------------------------------
 
-    def _touch(self, pid: int, page: int, n: int, write: bool) -> None:
+    def _touch(self, pid: int, page: int, n: int, write: bool, note: bool = True) -> None:
         token = self._token() if write else None
-        self._event(f"touch: process maps {min(len(self.ref.procs[pid].pages) // 4 * 4, 20):2}+ pages")
-        self._event(f"touch: live processes {len(self.ref.procs)}")
+        if note:
+            self._event(f"touch: process maps {min(len(self.ref.procs[pid].pages) // 4 * 4, 20):2}+"
+                        " pages")
+            self._event(f"touch: live processes {len(self.ref.procs)}")
         got = self.k.touch(pid, addr_of(page), n * PAGE_SIZE, "w" if write else "r", token)
         if got.result == "SIGKILL":
             assert self.ALLOW_OOM, f"pid {pid} was OOM-killed with unlimited memory"
@@ -594,7 +597,8 @@ class RmapMachine(RuleBasedStateMachine):
             return
         res, reads, fault = self.ref.touch(pid, vpn_of(page), n, write, token)
         what = f"{'write' if write else 'read'} of {n} pages at {page_name(vpn_of(page))}"
-        self._event(f"{'write' if write else 'read'}: {res}")
+        if note:
+            self._event(f"{'write' if write else 'read'}: {res}")
         self._expect(f"{what}: result", got.result, res)
         if fault is not None:
             self._expect(f"{what}: fault address", got.fault_addr, fault << PAGE_SHIFT)
@@ -683,7 +687,8 @@ class RmapMachine(RuleBasedStateMachine):
                                  self.k.read_page(pid, vpn << PAGE_SHIFT), pg.content())
 
     def teardown(self) -> None:
-        self._event(f"runs that swapped: {bool(getattr(self.k.stat, 'pswpout', 0))}")
+        if self.RECLAIM:
+            self._event(f"runs that swapped: {bool(getattr(self.k.stat, 'pswpout', 0))}")
         for pid in list(self.k.pids()):
             self.k.exit(pid)
         check_no_leaks(self.k)
