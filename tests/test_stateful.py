@@ -152,8 +152,7 @@ advices = st.sampled_from(["dontneed", "dontneed", "normal", "random", "sequenti
 #: Exploration aid: ``RMAPLAB_AVOID_KNOWN_BUGS=1`` steers around inputs that
 #: trigger the *open* model bugs documented in tests/test_regressions.py, so
 #: a run can find the next one. The default run never avoids anything.
-#: (Bugs 1 and 2 are fixed; bug 3, negative addresses, is out of the
-#: machine's reach; so nothing is avoided at the moment.)
+#: (Bugs 1-3 are fixed, so nothing is avoided at the moment.)
 AVOID_KNOWN_BUGS = os.environ.get("RMAPLAB_AVOID_KNOWN_BUGS", "") not in ("", "0")
 
 
