@@ -177,15 +177,8 @@ class AnonVmaScheme(RmapScheme):
         av = self.anon_vmas.get(int(mem.mapping[pfn]) >> 1)
         if av is None:
             raise InvariantError(f"pfn {pfn}: page->mapping names a freed anon_vma")
-        index = int(mem.index[pfn])
         st.lock_anon_vma += 1
-        for vma in av.walk():
-            st.rmap_vmas_visited += 1
-            addr = vma.vm_start + ((index - vma.vm_pgoff) << PAGE_SHIFT)
-            if addr < vma.vm_start or addr >= vma.vm_end:
-                st.rmap_vmas_skipped += 1
-                continue
-            yield vma, addr
+        yield from self.walk_vmas(av.walk(), int(mem.index[pfn]))
 
     # -- checking ------------------------------------------------------------------
 

@@ -496,14 +496,7 @@ class AnonVmaChainScheme(RmapScheme):
                 st.rmap_vmas_visited += 1
                 yield vma, vma.vm_start + ((index - vma.vm_pgoff) << PAGE_SHIFT)
             return
-        for avc in list(av.rb):
-            vma = avc.vma
-            st.rmap_vmas_visited += 1
-            addr = vma.vm_start + ((index - vma.vm_pgoff) << PAGE_SHIFT)
-            if addr < vma.vm_start or addr >= vma.vm_end:
-                st.rmap_vmas_skipped += 1
-                continue
-            yield vma, addr
+        yield from self.walk_vmas([avc.vma for avc in av.rb], index)
 
     # -- checking ------------------------------------------------------------------------
 

@@ -199,6 +199,18 @@ class RmapScheme:
         scheme counts its own visiting cost."""
         raise NotImplementedError
 
+    def walk_vmas(self, vmas: Any, index: int) -> Iterator[tuple[Any, int]]:
+        """Visit ``vmas`` in order; yield (vma, address) where ``vma_address``
+        puts page ``index`` inside the VMA, counting visited and skipped."""
+        st = self.st
+        for vma in vmas:
+            st.rmap_vmas_visited += 1
+            addr = vma_address(index, vma)
+            if addr is None:
+                st.rmap_vmas_skipped += 1
+                continue
+            yield vma, addr
+
     def file_candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
         """Every VMA of the file covering the page (``page_referenced_file``)."""
         mem, st = self.mem, self.st
