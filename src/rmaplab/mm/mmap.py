@@ -245,20 +245,11 @@ def find_mergeable_anon_vma(vma: VmAreaStruct, accept: Any = None) -> Any:
     (a predicate on the neighbour VMA) adds a scheme's own condition, such
     as anon_vma_chain's singular chain."""
     mask = ~VM_PROT_MASK
-    near = vma.vm_next
-    if near is not None:
-        if (near.anon_vma is not None and vma.vm_end == near.vm_start
+    for near, lo, hi in ((vma.vm_next, vma, vma.vm_next), (vma.vm_prev, vma.vm_prev, vma)):
+        if (near is not None and near.anon_vma is not None and lo.vm_end == hi.vm_start
                 and near.vm_file is vma.vm_file
                 and (near.vm_flags & mask) == (vma.vm_flags & mask)
-                and vma.vm_pgoff + vma.npages == near.vm_pgoff
-                and (accept is None or accept(near))):
-            return near.anon_vma
-    near = vma.vm_prev
-    if near is not None:
-        if (near.anon_vma is not None and near.vm_end == vma.vm_start
-                and near.vm_file is vma.vm_file
-                and (near.vm_flags & mask) == (vma.vm_flags & mask)
-                and near.vm_pgoff + near.npages == vma.vm_pgoff
+                and lo.vm_pgoff + lo.npages == hi.vm_pgoff
                 and (accept is None or accept(near))):
             return near.anon_vma
     return None
