@@ -6,7 +6,7 @@ default is Linux 2.6.7 with the fixes 2.6.8–2.6.11 made to it.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from rmaplab.asm.page import DEFAULT_MAX_MAP_COUNT, PAGE_SIZE
 from rmaplab.errors import ConfigError
@@ -67,9 +67,6 @@ class Config:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def field_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kKmMgGtT]?)(i?[bB])?\s*$")

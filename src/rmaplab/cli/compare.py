@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -174,7 +173,7 @@ def _study(args: argparse.Namespace, schemes: list[str], console: Console) -> in
             console.print(f"[{style}]{escape(v.line())}[/{style}]")
     if args.html:
         _study_html(args.html, res, vs, sweeps, done, console)
-    return 0 if all(v.supported is not None for v in vs) else 0
+    return 0
 
 
 def _study_html(path: str, res: dict, vs: list, sweeps: list, done: dict,
@@ -202,7 +201,3 @@ def _study_html(path: str, res: dict, vs: list, sweeps: list, done: dict,
         if ms:
             secs.append(table_html(f"{c.name}: {c.title}", ms))
     _write(path, page("rmaplab: the anon_vma claims, measured", secs), console)
-
-
-if __name__ == "__main__":
-    sys.exit(0)

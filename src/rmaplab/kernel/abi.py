@@ -38,11 +38,6 @@ def parse_prot(prot: int | str) -> int:
             | (PROT_EXEC if prot[2] == "x" else 0))
 
 
-def prot_string(prot: int) -> str:
-    return ("r" if prot & PROT_READ else "-") + ("w" if prot & PROT_WRITE else "-") + \
-        ("x" if prot & PROT_EXEC else "-")
-
-
 def parse_flags(flags: int | Iterable[str], table: dict[str, int], what: str) -> int:
     if isinstance(flags, int):
         return flags

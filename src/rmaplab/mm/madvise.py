@@ -71,7 +71,7 @@ def sys_madvise(ctx: Any, mm: MmStruct, start: int, length: int, behavior: int) 
                 break
         tmp = min(vma.vm_end, end)
         madvise_vma(ctx, vma, start, tmp, behavior)
-        if end <= vma.vm_end or tmp >= end:
+        if tmp >= end:
             break
         start = tmp
         vma = mm.find_vma(start)

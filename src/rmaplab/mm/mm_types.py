@@ -100,10 +100,6 @@ class VmAreaStruct:
     def npages(self) -> int:
         return (self.vm_end - self.vm_start) >> PAGE_SHIFT
 
-    def linear_page_index(self, addr: int) -> int:
-        """``linear_page_index``: the page index an address maps to."""
-        return self.vm_pgoff + ((addr - self.vm_start) >> PAGE_SHIFT)
-
     def __repr__(self) -> str:
         f = f" file={self.vm_file.name}" if self.vm_file is not None else ""
         return (f"<vma#{self.serial} {self.vm_start:#x}-{self.vm_end:#x} pgoff={self.vm_pgoff:#x}"

@@ -141,8 +141,6 @@ class MemMap:
         self.free[self.nr_free:self.nr_free + k] = pfns[::-1]
         self.nr_free += k
 
-    def is_anon(self, pfn: int) -> bool:
-        return bool(self.mapping[pfn] & PAGE_MAPPING_ANON)
 
 
 class Contents:

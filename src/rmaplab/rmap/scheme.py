@@ -30,7 +30,6 @@ from rmaplab.asm.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT,
 from rmaplab.errors import InvariantError
 
 SWAP_SUCCESS, SWAP_AGAIN, SWAP_FAIL = 0, 1, 2
-SWAP_NAMES = {SWAP_SUCCESS: "SWAP_SUCCESS", SWAP_AGAIN: "SWAP_AGAIN", SWAP_FAIL: "SWAP_FAIL"}
 
 # vm_flags bits the walks test (same values as mm.mm_types; repeated here
 # because rmap sits below mm).
