@@ -451,3 +451,16 @@ def test_growsdown_expansion_on_a_read_fault_prepares_an_anon_vma(k):
     assert pic(k) == (".........AAA", ".........111", ".........z--")
     assert spans(k) == [(9, 12, 9)]
     check(k)
+
+
+def test_map_populate_fills_only_the_new_range_of_a_merged_vma(k):
+    # 01234567
+    # FFFF....   shared file mapping of pages 0-3 of f (no ptes yet)
+    # FFFFFFFF   mmap(MAP_POPULATE) of pages 4-7 at offset 4: merges into one
+    #            VMA; sys_remap_file_pages populates [4,8) only
+    k.declare_file("f", 8 * P)
+    k.mmap(1, addr(0), 4 * P, "rw-", ["shared", "fixed"], file="f")
+    k.mmap(1, addr(4), 4 * P, "rw-", ["shared", "fixed", "populate"], file="f", offset=4 * P)
+    assert draw(k, n=8) == "AAAAAAAA"
+    assert draw(k, what="pte", n=8) == "----FFFF"
+    check(k)

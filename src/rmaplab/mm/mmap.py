@@ -411,12 +411,14 @@ def make_pages_present(ctx: Any, mm: MmStruct, start: int, end: int) -> str | No
 
 def populate(ctx: Any, mm: MmStruct, start: int, end: int) -> None:
     """MAP_POPULATE in 2.6.11 goes through ``sys_remap_file_pages``, which
-    only populates shared file (and shmem) mappings, by read faults."""
+    only populates shared file (and shmem) mappings, by read faults, and
+    only ``[start, end)`` (the mapping may have merged into a larger VMA)."""
     vma = mm.find_vma(start)
     if vma is None or not (vma.vm_flags & VM_SHARED) or vma.vm_file is None:
         return
-    s, e = vma.vm_start >> PAGE_SHIFT, min(end, vma.vm_end) >> PAGE_SHIFT
-    e = min(e, s + max(0, vma.vm_file.size_pages - vma.vm_pgoff))
+    base = vma.vm_start >> PAGE_SHIFT
+    s = start >> PAGE_SHIFT
+    e = min(min(end, vma.vm_end) >> PAGE_SHIFT, base + vma.vm_file.size_pages - vma.vm_pgoff)
     if s < e:
         fault_range(ctx, vma, s, e, False, None)
 
