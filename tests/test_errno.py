@@ -6,11 +6,8 @@ Rows left out, and why:
 
 - mm9/mm10/mm13(charge)/mp8/b2/b4/mr13: RLIMIT_AS, RLIMIT_DATA and the
   commit charge are not limits the model has (unlimited, overcommit GUESS).
-- mm12 (fd not open for reading): the API has no fd modes at all
-  (``declare_file`` makes a file, ``mmap`` names it; nothing says how it was
-  opened), so there is nothing to test. mm13 and mp6/mp9 need a read-only
-  fd: they are tested through the model's internal ``do_mmap_pgoff(...,
-  file_writable=False)`` and skipped if that parameter goes away.
+- mm12, mm13 and mp6/mp9 use ``mmap(..., open="r"|"w")``: the mode of the
+  descriptor behind the mapping (trace-format addition).
 - mm14–mm18, mm21: append-only files, mandatory locks, MAP_LOCKED without
   CAP_IPC_LOCK, filesystems without mmap, noexec mounts, 32-bit offsets are
   not modelled. mm19/mm20 are modern only.
@@ -22,8 +19,6 @@ Rows left out, and why:
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
 
 from conftest import (P, PROT_BITS, VM_ACCOUNT, VM_LOCKED, VM_READ, VM_WRITE, addr, check,
@@ -31,7 +26,8 @@ from conftest import (P, PROT_BITS, VM_ACCOUNT, VM_LOCKED, VM_READ, VM_WRITE, ad
                       write)
 
 #: x86_64 2.6.11 (linux-2.6.11-paths.md "Constants")
-TASK_SIZE = 0x8000_0000_0000
+#: x86_64 user space ends one page below 1 << 47 (observed item 20)
+TASK_SIZE = 0x8000_0000_0000 - 0x1000
 TASK_UNMAPPED_BASE = 0x2AAA_AAAA_B000
 U64 = 1 << 64
 
@@ -115,6 +111,9 @@ def test_mm6_fixed_past_task_size_is_enomem(k):
     # get_unmapped_area checks the range before the alignment
     assert errno_of(k.mmap, 1, TASK_SIZE - P + 1, 2 * P, "rw-",
                     ["private", "anonymous", "fixed"]) == "ENOMEM"
+    # the range ending at 1 << 47 is past TASK_SIZE (regression: it was accepted)
+    assert errno_of(k.mmap, 1, (1 << 47) - P, P, "rw-",
+                    ["private", "anonymous", "fixed"]) == "ENOMEM"
     # the last page itself is fine
     assert k.mmap(1, TASK_SIZE - P, P, "rw-", ["private", "anonymous", "fixed"]) == TASK_SIZE - P
     check(k)
@@ -160,14 +159,17 @@ def test_mm11_ebadf_for_unknown_file(k):
 
 
 def _mmap_readonly_fd(k, page, npages, prot, shared):
-    """mmap of a file through an fd opened O_RDONLY (internal entry)."""
-    from rmaplab.mm import mmap as m
-    if "file_writable" not in inspect.signature(m.do_mmap_pgoff).parameters:
-        pytest.skip("the model has no read-only fd path any more")
-    protv = (m.PROT_READ if "r" in prot else 0) | (m.PROT_WRITE if "w" in prot else 0)
-    flags = (m.MAP_SHARED if shared else m.MAP_PRIVATE) | m.MAP_FIXED
-    return m.do_mmap_pgoff(k.ctx, k.mm(1), k.ctx.files["f"], addr(page), npages * P, protv,
-                           flags, 0, file_writable=False)
+    """mmap of a file through a descriptor opened O_RDONLY."""
+    return k.mmap(1, addr(page), npages * P, prot, ["shared" if shared else "private", "fixed"],
+                  file="f", open="r")
+
+
+def test_mm12_mapping_of_a_write_only_fd_is_eacces(k):
+    k.declare_file("f", 2 * P)
+    for flags in (["private", "fixed"], ["shared", "fixed"]):
+        assert errno_of(k.mmap, 1, addr(0), P, "r--", flags, file="f", open="w") == "EACCES"
+    assert k.mm(1).mmap == []
+    check(k)
 
 
 def test_mm13_shared_writable_mapping_of_readonly_fd_is_eacces(k):

@@ -67,8 +67,8 @@ def test_prot_and_flags_become_c_values():
     ev = one('{"op": "mmap", "pid": 1, "addr": null, "len": 8192, "prot": "r-x", '
              '"flags": ["private", "anonymous", "populate"], "file": null}')
     assert ev.op == "mmap" and ev.pid == 1
-    addr, length, prot, flags, fname, off = ev.args
-    assert (addr, length, fname, off) == (None, 8192, None, 0)
+    addr, length, prot, flags, fname, off, mode = ev.args
+    assert (addr, length, fname, off, mode) == (None, 8192, None, 0, "rw")
     assert prot == PROT_READ | PROT_EXEC
     assert flags == MMAP_FLAGS["private"] | MMAP_FLAGS["anonymous"] | MMAP_FLAGS["populate"]
     for p, v in [("---", 0), ("rw-", PROT_READ | PROT_WRITE), ("rwx", PROT_READ | PROT_WRITE | PROT_EXEC)]:
@@ -84,8 +84,25 @@ def test_mmap_file_and_optional_fields():
               '"file": {"name": "lib.so"}}')
     assert t.events[0].args == ("lib.so", 0x2000) and t.events[0].pid is None
     assert t.events[2].args[0] is None                      # addr may be left out
-    assert t.events[2].args[4:] == ("lib.so", 0x1000)
-    assert t.events[3].args[4:] == ("lib.so", 0)            # offset defaults to 0
+    assert t.events[2].args[4:] == ("lib.so", 0x1000, "rw")
+    assert t.events[3].args[4:] == ("lib.so", 0, "rw")      # offset defaults to 0
+
+
+def test_modern_additions_open_dontunmap_cold_pageout():
+    t = parse('{"op": "file", "name": "f", "size": 8192}', SPAWN,
+              '{"op": "mmap", "pid": 1, "len": 4096, "prot": "r--", "flags": ["shared"], '
+              '"file": {"name": "f", "open": "r"}}',
+              '{"op": "mremap", "pid": 1, "addr": 4096, "old_len": 4096, "new_len": 4096, '
+              '"flags": ["maymove", "dontunmap"]}',
+              '{"op": "madvise", "pid": 1, "addr": 4096, "len": 4096, "advice": "cold"}',
+              '{"op": "madvise", "pid": 1, "addr": 4096, "len": 4096, "advice": "pageout"}')
+    assert t.events[2].args[6] == "r"
+    assert t.events[3].args[3] == MREMAP_FLAGS["maymove"] | MREMAP_FLAGS["dontunmap"] == 5
+    assert [e.args[2] for e in t.events[4:]] == ["cold", "pageout"]
+    with pytest.raises(TraceError, match=r"t.jsonl:3: .*open.*rw, r, w"):
+        parse('{"op": "file", "name": "f", "size": 8192}', SPAWN,
+              '{"op": "mmap", "pid": 1, "len": 4096, "prot": "r--", "flags": ["shared"], '
+              '"file": {"name": "f", "open": "rx"}}')
 
 
 def test_mremap_touch_madvise_reclaim_checkpoint():

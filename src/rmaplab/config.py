@@ -7,18 +7,87 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
 
 from rmaplab.asm.page import DEFAULT_MAX_MAP_COUNT, PAGE_SIZE
 from rmaplab.errors import ConfigError
 
 SCHEMES = ("anon_vma", "anonmm", "pte_chain", "none", "anon_vma_chain")
 
+PROFILES = ("2.6.7", "modern")
+
+
+class Rule(NamedTuple):
+    """One behaviour where kernel eras differ: its value in each profile."""
+
+    old: Any          # Linux 2.6.7 (with the 2.6.8–2.6.11 fixes)
+    modern: Any       # Linux 6.18 as observed
+    what: str
+
+
+#: Every era rule, in the order the README's profile table lists them.
+#: ``Config(profile=...)`` takes each value from here unless it is given.
+RULES: dict[str, Rule] = {
+    "scheme": Rule("anon_vma", "anon_vma_chain",
+                   "reverse mapping: 2.6.7's anon_vma list, or 2.6.34's anon_vma_chain "
+                   "(2025 merge rule: fork children refuse merges next to inherited "
+                   "faulted VMAs)"),
+    "mmap_layout": Rule("bottom-up", "top-down",
+                        "where mmap without a fixed address goes: x86_64 2.6's legacy "
+                        "layout upwards from TASK_UNMAPPED_BASE, or the top-down layout "
+                        "below mmap_base (TASK_SIZE - 128 MiB, no randomisation)"),
+    "mmap_len0_einval": Rule(False, True, "mmap of length 0 fails with EINVAL (2.6.12+); "
+                             "2.6.7 returns addr"),
+    "mmap_fixed_noreplace": Rule(False, True,
+                                 "MAP_FIXED_NOREPLACE (4.17): EEXIST over a mapping, EINVAL "
+                                 "unaligned; 2.6.7 did not know the bit (a hint)"),
+    "mmap_huge_len_enomem": Rule(False, True,
+                                 "a length above TASK_SIZE: ENOMEM from get_unmapped_area "
+                                 "(modern) or EINVAL from do_mmap_pgoff (2.6.7)"),
+    "mprotect_drop_account": Rule(False, True,
+                                  "mprotect removing write from an anonymous VMA that has "
+                                  "no anon_vma drops VM_ACCOUNT (so it merges with fresh "
+                                  "read-only memory)"),
+    "mremap_expand_merge": Rule(False, True,
+                                "in-place mremap growth that reaches a compatible next VMA "
+                                "merges with it (vma_merge_extend)"),
+    "mremap_lookup_first": Rule(False, True,
+                                "mremap looks the VMA up before shrinking: a shrink of an "
+                                "unmapped range is EFAULT (2.6.7 returns the address)"),
+    "mremap_multi_vma": Rule(False, True,
+                             "6.17: a pure move (MREMAP_FIXED, equal sizes) or a shrink "
+                             "may span several VMAs and holes"),
+    "mremap_dontunmap": Rule(False, True, "MREMAP_DONTUNMAP (5.7; 5.13 for file mappings)"),
+    "mremap_dup_private_einval": Rule(False, True,
+                                      "mremap with old_len 0 of a private mapping is EINVAL "
+                                      "(4.14); 2.6.7 makes a new private copy of the flags"),
+    "fault_around_pages": Rule(0, 16,
+                               "a read fault on a file or shmem VMA also maps up to this many "
+                               "neighbouring page-cache pages (do_fault_around)"),
+    "fork_copy_anon_only": Rule(False, True,
+                                "fork copies page tables only of VMAs with an anon_vma "
+                                "(vma_needs_copy); others fill by faults"),
+    "madvise_cold_pageout": Rule(False, True, "MADV_COLD and MADV_PAGEOUT (5.4)"),
+    "madvise_willneed_anon": Rule(False, True,
+                                  "MADV_WILLNEED on anonymous memory succeeds (2.6.7: EBADF)"),
+    "maps_offset": Rule("2.6", "modern",
+                        "/proc/PID/maps offset of an anonymous VMA: vm_pgoff << 12 (2.6) "
+                        "or 0 (modern)"),
+}
+
 
 @dataclass
 class Config:
-    """Everything that selects behaviour. ``None`` sizes mean unlimited."""
+    """Everything that selects behaviour. ``None`` sizes mean unlimited.
 
-    scheme: str = "anon_vma"
+    ``profile`` selects a whole era: every field named in ``RULES`` that is
+    left as None takes the profile's value, so ``Config(profile="modern",
+    scheme="anon_vma")`` is 6.18 with 2.6.7's reverse map, and nothing is
+    mixed unless asked for by name.
+    """
+
+    profile: str = "2.6.7"
+    scheme: str = None  # type: ignore[assignment]  # resolved from the profile
     #: physical memory in pages (ZERO_PAGE included); None grows on demand
     mem_pages: int | None = None
     #: swap space in pages; None grows on demand
@@ -31,7 +100,7 @@ class Config:
     #: RLIMIT_STACK (2.6's _STK_LIM, 8 MiB): how far a growsdown VMA may grow
     rlimit_stack: int = 8 << 20
 
-    # -- era behaviours ------------------------------------------------------
+    # -- era behaviours of the 2.6 series (not profile rules: 2.6.7 history)
     #: 2.6.8 "mprotect propagate anon_vma": vma_adjust gives the importing
     #: VMA the exporter's anon_vma (False: the 2.6.7 rmap 39 code, which
     #: lets a VMA receive pages without joining their list)
@@ -49,24 +118,58 @@ class Config:
     keep_anon_mapping: bool = False
     #: 2.6.7/2.6.8: rmap walks trylock page_table_lock (2.6.9+ spin)
     trylock_walks: bool = True
-    #: 2.6.12+: mmap with length 0 fails with EINVAL (2.6.7 returns addr)
-    mmap_len0_einval: bool = False
     #: 2.6.7 page_add_anon_rmap BUG_ONs on an index/anon_vma mismatch
     debug_rmap: bool = True
+
+    # -- profile rules (None: the profile's value; see RULES) ---------------
+    mmap_layout: str = None  # type: ignore[assignment]
+    mmap_len0_einval: bool = None  # type: ignore[assignment]
+    mmap_fixed_noreplace: bool = None  # type: ignore[assignment]
+    mmap_huge_len_enomem: bool = None  # type: ignore[assignment]
+    mprotect_drop_account: bool = None  # type: ignore[assignment]
+    mremap_expand_merge: bool = None  # type: ignore[assignment]
+    mremap_lookup_first: bool = None  # type: ignore[assignment]
+    mremap_multi_vma: bool = None  # type: ignore[assignment]
+    mremap_dontunmap: bool = None  # type: ignore[assignment]
+    mremap_dup_private_einval: bool = None  # type: ignore[assignment]
+    fault_around_pages: int = None  # type: ignore[assignment]
+    fork_copy_anon_only: bool = None  # type: ignore[assignment]
+    madvise_cold_pageout: bool = None  # type: ignore[assignment]
+    madvise_willneed_anon: bool = None  # type: ignore[assignment]
+    maps_offset: str = None  # type: ignore[assignment]
 
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigError(f"unknown profile {self.profile!r}; choose from {', '.join(PROFILES)}")
+        modern = self.profile == "modern"
+        for name, rule in RULES.items():
+            if getattr(self, name) is None:
+                setattr(self, name, rule.modern if modern else rule.old)
         if self.scheme not in SCHEMES:
             raise ConfigError(f"unknown scheme {self.scheme!r}; choose from {', '.join(SCHEMES)}")
+        if self.mmap_layout not in ("bottom-up", "top-down"):
+            raise ConfigError(f"mmap_layout {self.mmap_layout!r}: choose bottom-up or top-down")
+        if self.maps_offset not in ("2.6", "modern"):
+            raise ConfigError(f"maps_offset {self.maps_offset!r}: choose 2.6 or modern")
+        if not isinstance(self.fault_around_pages, int) or not 0 <= self.fault_around_pages <= 512:
+            raise ConfigError("fault_around_pages must be a whole number from 0 to 512")
         if self.mem_pages is not None and self.mem_pages < 16:
             raise ConfigError("memory must be at least 16 pages (64K)")
         if self.swap_pages is not None and self.swap_pages < 0:
             raise ConfigError("swap size cannot be negative")
+        if modern and self.scheme == "anon_vma_chain":
+            self.extra.setdefault("avc_merge_rule", "2025")
 
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def differences(self) -> dict[str, Any]:
+        """The rules whose value is not their profile's (named overrides)."""
+        modern = self.profile == "modern"
+        return {n: getattr(self, n) for n, r in RULES.items()
+                if getattr(self, n) != (r.modern if modern else r.old)}
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kKmMgGtT]?)(i?[bB])?\s*$")

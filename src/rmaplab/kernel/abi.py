@@ -8,13 +8,13 @@ from collections.abc import Iterable
 from rmaplab.mm.mmap import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN,
                              MAP_LOCKED, MAP_NORESERVE, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED,
                              PROT_EXEC, PROT_READ, PROT_WRITE)
-from rmaplab.mm.mremap import MREMAP_FIXED, MREMAP_MAYMOVE
+from rmaplab.mm.mremap import MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE
 
 MMAP_FLAGS = {"shared": MAP_SHARED, "private": MAP_PRIVATE, "anonymous": MAP_ANONYMOUS,
               "fixed": MAP_FIXED, "fixed_noreplace": MAP_FIXED_NOREPLACE,
               "populate": MAP_POPULATE, "locked": MAP_LOCKED, "growsdown": MAP_GROWSDOWN,
               "noreserve": MAP_NORESERVE}
-MREMAP_FLAGS = {"maymove": MREMAP_MAYMOVE, "fixed": MREMAP_FIXED}
+MREMAP_FLAGS = {"maymove": MREMAP_MAYMOVE, "fixed": MREMAP_FIXED, "dontunmap": MREMAP_DONTUNMAP}
 
 
 class AbiError(ValueError):

@@ -24,15 +24,17 @@ import numpy as np
 from rmaplab.asm.page import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, TASK_UNMAPPED_BASE, ULONG_MASK
 from rmaplab.config import Config
 from rmaplab.errors import OOMKilled, SyscallError
-from rmaplab.kernel.abi import MMAP_FLAGS, MREMAP_FLAGS, parse_flags, parse_prot
+from rmaplab.kernel.abi import MMAP_FLAGS, MREMAP_FLAGS, AbiError, parse_flags, parse_prot
 from rmaplab.mm import mlock as _mlock
 from rmaplab.mm.context import MmContext
+from rmaplab.mm.filemap import FMODES
 from rmaplab.mm.fork import dup_mmap
 from rmaplab.mm.madvise import ADVICE, sys_madvise
 from rmaplab.mm.memory import fault_range
 from rmaplab.mm.mm_types import (VM_EXEC, VM_GROWSDOWN, VM_READ, VM_WRITE, MmStruct,
                                  VmAreaStruct)
-from rmaplab.mm.mmap import MAP_ANONYMOUS, do_mmap_pgoff, do_munmap, exit_mmap, sys_brk
+from rmaplab.mm.mmap import (MAP_ANONYMOUS, do_mmap_pgoff, do_munmap, exit_mmap,
+                             install_special_mapping, sys_brk)
 from rmaplab.mm.mprotect import sys_mprotect
 from rmaplab.mm.mremap import do_mremap
 from rmaplab.mm.page import ZERO_PFN
@@ -100,18 +102,29 @@ class Kernel:
 
     # -- processes ---------------------------------------------------------------
 
-    def _new_mm(self, pid: int) -> MmStruct:
-        mm = MmStruct(START_BRK, self.config.max_map_count, self.ctx.tables)
+    def _new_mm(self, pid: int, start_brk: int = START_BRK) -> MmStruct:
+        mm = MmStruct(start_brk, self.config.max_map_count, self.ctx.tables)
         mm.owner = pid
+        mm.topdown = self.config.mmap_layout == "top-down"
         return mm
 
-    def spawn(self, pid: int) -> None:
-        """A process as if just exec'ed, with an empty address space."""
+    def spawn(self, pid: int, start_brk: int = START_BRK,
+              special: Iterable[tuple[int, int, str]] = ()) -> None:
+        """A process as if just exec'ed, with an empty address space.
+
+        ``start_brk`` places the program break; ``special`` are ranges
+        (start, end, perms) that the program image, stack and vDSO of a real
+        process occupy (``rmaplab conform`` passes the live worker's): they
+        become VM_IO|VM_DONTEXPAND VMAs that never merge, hold no pages and
+        are left out of state dumps, so that addresses the kernel picks are
+        the addresses the model picks."""
         if pid in self.tasks:
             raise NoSuchProcess(f"pid {pid} already exists")
-        mm = self._new_mm(pid)
+        mm = self._new_mm(pid, start_brk)
         self.scheme.mm_exec(mm)
         self.tasks[pid] = Task(pid, mm)
+        for start, end, perms in special:
+            install_special_mapping(self.ctx, mm, start, end, parse_prot(perms[:3]))
 
     def fork(self, pid: int, child: int) -> None:
         """``fork``: the child gets a copy of the address space (dup_mmap)."""
@@ -145,18 +158,23 @@ class Kernel:
     # -- system calls --------------------------------------------------------------
 
     def mmap(self, pid: int, addr: int | None, length: int, prot: int | str,
-             flags: int | Iterable[str], file: str | None = None, offset: int = 0) -> int:
+             flags: int | Iterable[str], file: str | None = None, offset: int = 0,
+             open: str = "rw") -> int:
+        """``mmap``. A file mapping goes through the process tree's open
+        file description of ``file`` in mode ``open`` ("rw", "r", "w")."""
         mm = self.mm(pid)
         addr, length, offset = _ulong(addr or 0), _ulong(length), _ulong(offset)
         prot_v = parse_prot(prot)
         flags_v = parse_flags(flags, MMAP_FLAGS, "mmap")
+        if open not in FMODES:
+            raise AbiError(f"bad open mode {open!r}: expected rw, r or w")
         if offset & ~PAGE_MASK:
             raise SyscallError("EINVAL", "offset not page aligned")
         f = None
         if not flags_v & MAP_ANONYMOUS:
             if file is None or file not in self.ctx.files:
                 raise SyscallError("EBADF", f"no such file {file!r}")
-            f = self.ctx.files[file]
+            f = self.ctx.files[file].open_file(open)
         return self._killable(do_mmap_pgoff, self.ctx, mm, f, addr, length, prot_v,
                               flags_v, offset >> PAGE_SHIFT)
 

@@ -13,7 +13,7 @@ file whose pages start as zeros (``shmem_zero_setup``).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sortedcontainers import SortedKeyList
 
@@ -22,6 +22,11 @@ from rmaplab.mm.pgtable import PageTable
 
 if TYPE_CHECKING:
     from rmaplab.mm.mm_types import VmAreaStruct
+
+
+#: ``file->f_mode`` bits: how the descriptor behind a mapping was opened
+FMODE_READ, FMODE_WRITE = 0x1, 0x2
+FMODES = {"rw": FMODE_READ | FMODE_WRITE, "r": FMODE_READ, "w": FMODE_WRITE}
 
 
 def _imm_key(vma: VmAreaStruct) -> tuple[int, int]:
@@ -85,6 +90,23 @@ class File:
         self.i_mmap = PrioTree()
         self.i_mmap_writable = 0
         self.nrpages = 0
+        #: a File stands for itself opened read-write; other modes are
+        #: ``OpenFile`` descriptions of it (``open_file``)
+        self.f_mode = FMODE_READ | FMODE_WRITE
+        self.opened: dict[int, OpenFile] = {}
+
+    def open_file(self, mode: str) -> File | OpenFile:
+        """The open file description of this file in ``mode`` ("rw", "r",
+        "w"). The trace format says a process tree opens a file once per
+        mode; a VMA's ``vm_file`` is that description, so VMAs of one file
+        opened twice never merge (vma_merge compares ``vm_file``)."""
+        f_mode = FMODES[mode]
+        if f_mode == self.f_mode:
+            return self
+        of = self.opened.get(f_mode)
+        if of is None:
+            of = self.opened[f_mode] = OpenFile(self, f_mode)
+        return of
 
     @property
     def mapping_tag(self) -> int:
@@ -104,3 +126,25 @@ class File:
 
     def __repr__(self) -> str:
         return f"<file {self.name} {self.size}B>"
+
+
+class OpenFile:
+    """``struct file`` for a mode other than read-write: its own identity
+    and ``f_mode``; everything else (page cache, ``i_mmap``, size) is the
+    file's, so rmap, faults and reclaim see one file."""
+
+    __slots__ = ("file", "f_mode")
+
+    def __init__(self, file: File, f_mode: int) -> None:
+        object.__setattr__(self, "file", file)
+        object.__setattr__(self, "f_mode", f_mode)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.file, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.file, name, value)
+
+    def __repr__(self) -> str:
+        mode = {v: k for k, v in FMODES.items()}[self.f_mode]
+        return f"<file {self.file.name} {self.file.size}B open {mode}>"

@@ -13,7 +13,7 @@ from itertools import count
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from rmaplab.asm.page import DEFAULT_MAX_MAP_COUNT, PAGE_SHIFT, TASK_UNMAPPED_BASE
+from rmaplab.asm.page import DEFAULT_MAX_MAP_COUNT, MMAP_BASE, PAGE_SHIFT, TASK_UNMAPPED_BASE
 from rmaplab.mm.pgtable import PageTable, TableCount
 
 if TYPE_CHECKING:
@@ -124,6 +124,10 @@ class MmStruct:
         self.locked_vm = 0
         self.start_brk = self.brk = self.end_code = start_brk
         self.free_area_cache = TASK_UNMAPPED_BASE
+        #: the layout (``arch_pick_mmap_layout``): top-down below mmap_base,
+        #: or 2.6's bottom-up from TASK_UNMAPPED_BASE
+        self.topdown = False
+        self.mmap_base = MMAP_BASE
         self.max_map_count = max_map_count
         self.rmap: Any = None            # scheme-private per-mm state (anonmm)
         self.serial = next(_mm_serial)

@@ -10,15 +10,18 @@ Locking (mmap_sem for write around all of this) is implied, not counted.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from operator import attrgetter
 from typing import Any
 
-from rmaplab.asm.page import PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE, TASK_UNMAPPED_BASE
+from rmaplab.asm.page import (MMAP_MIN_ADDR, PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, PMD_SIZE,
+                              STACK_GUARD_GAP, TASK_SIZE, TASK_UNMAPPED_BASE)
 from rmaplab.errors import SyscallError
-from rmaplab.mm.filemap import File
+from rmaplab.mm.filemap import FMODE_READ, FMODE_WRITE, File
 from rmaplab.mm.memory import check_no_pte, fault_range, zap_page_range
 from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC,
                                  VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_PROT_MASK, VM_READ, VM_SHARED,
-                                 VM_SPECIAL, VM_WRITE, MmStruct, VmAreaStruct)
+                                 VM_DONTEXPAND, VM_IO, VM_SPECIAL, VM_WRITE, MmStruct, VmAreaStruct)
 
 # mmap prot and flags (include/asm-generic/mman.h, x86_64 values)
 PROT_READ, PROT_WRITE, PROT_EXEC = 0x1, 0x2, 0x4
@@ -26,6 +29,8 @@ MAP_SHARED, MAP_PRIVATE, MAP_TYPE = 0x01, 0x02, 0x0f
 MAP_FIXED, MAP_ANONYMOUS = 0x10, 0x20
 MAP_GROWSDOWN, MAP_LOCKED, MAP_NORESERVE, MAP_POPULATE = 0x100, 0x2000, 0x4000, 0x8000
 MAP_FIXED_NOREPLACE = 0x100000
+
+_vm_start = attrgetter("vm_start")
 
 
 def calc_vm_flags(prot: int, flags: int) -> int:
@@ -257,10 +262,13 @@ def find_mergeable_anon_vma(vma: VmAreaStruct, accept: Any = None) -> Any:
 
 # -- address space allocation ----------------------------------------------------
 
-def get_unmapped_area(mm: MmStruct, addr: int, length: int, flags: int) -> int:
-    """``get_unmapped_area`` / x86_64 ``arch_get_unmapped_area``: MAP_FIXED
-    takes ``addr``; a free hint is used as is; otherwise the first hole
-    from ``free_area_cache`` upwards, then from TASK_UNMAPPED_BASE."""
+def get_unmapped_area(mm: MmStruct, addr: int, length: int, flags: int, anon: bool = False) -> int:
+    """``get_unmapped_area``: MAP_FIXED takes ``addr``; a free hint is used
+    as is; otherwise the mm's layout searches (``mm.topdown``: the modern
+    x86_64 ``arch_get_unmapped_area_topdown``, else 2.6's bottom-up
+    ``arch_get_unmapped_area``). ``anon``: a private anonymous mapping,
+    which the top-down layout aligns to 2 MiB when its length is a multiple
+    of it (``thp_get_unmapped_area``, 6.7+)."""
     if flags & MAP_FIXED:
         if addr > TASK_SIZE - length:
             raise SyscallError("ENOMEM", "MAP_FIXED range beyond TASK_SIZE")
@@ -269,6 +277,8 @@ def get_unmapped_area(mm: MmStruct, addr: int, length: int, flags: int) -> int:
         return addr
     if length > TASK_SIZE:
         raise SyscallError("ENOMEM", "length beyond TASK_SIZE")
+    if mm.topdown:
+        return _get_unmapped_area_topdown(mm, addr, length, anon)
     if addr:
         addr = PAGE_ALIGN(addr)
         vma = mm.find_vma(addr)
@@ -291,6 +301,63 @@ def get_unmapped_area(mm: MmStruct, addr: int, length: int, flags: int) -> int:
         raise SyscallError("ENOMEM", "no hole large enough")
 
 
+def vm_start_gap(vma: VmAreaStruct) -> int:
+    """``vm_start_gap``: a stack keeps ``stack_guard_gap`` free below it."""
+    if vma.vm_flags & VM_GROWSDOWN:
+        return max(vma.vm_start - STACK_GUARD_GAP, 0)
+    return vma.vm_start
+
+
+def _get_unmapped_area_topdown(mm: MmStruct, addr: int, length: int, anon: bool) -> int:
+    """x86_64 ``arch_get_unmapped_area_topdown`` (6.18): a hint rounded
+    down to a page is taken if the range up to the next VMA's start gap is
+    free; else ``unmapped_area_topdown`` finds the highest gap below
+    ``mm.mmap_base`` that fits; if none does, the bottom-up search from
+    TASK_UNMAPPED_BASE. A private anonymous length that is a multiple of
+    2 MiB (no hint) is searched with 2 MiB of padding and aligned."""
+    if addr:
+        addr &= PAGE_MASK
+        if TASK_SIZE - length >= addr:
+            vma = mm.find_vma(addr)
+            if vma is None or addr + length <= vm_start_gap(vma):
+                return addr
+    elif anon and length % PMD_SIZE == 0:
+        padded = length + PMD_SIZE
+        found = _unmapped_area_topdown(mm, padded, MMAP_MIN_ADDR, mm.mmap_base)
+        if found is not None:
+            off = -found & (PMD_SIZE - 1)
+            return found + (off or PMD_SIZE)
+    found = _unmapped_area_topdown(mm, length, MMAP_MIN_ADDR, mm.mmap_base)
+    if found is not None:
+        return found
+    saved, mm.free_area_cache = mm.free_area_cache, TASK_UNMAPPED_BASE
+    mm.topdown = False
+    try:
+        return get_unmapped_area(mm, 0, length, 0)
+    finally:
+        mm.topdown, mm.free_area_cache = True, saved
+
+
+def _unmapped_area_topdown(mm: MmStruct, length: int, low: int, high: int) -> int | None:
+    """``unmapped_area_topdown``: the highest ``[gap_end - length,
+    gap_end)`` between ``low`` and ``high`` clear of every VMA and of the
+    guard gap below each stack."""
+    mmap = mm.mmap
+    i = bisect_left(mmap, high, key=_vm_start)
+    gap_end = high
+    while True:
+        prev_end = mmap[i - 1].vm_end if i > 0 else 0
+        if i < len(mmap):
+            gap_end = min(gap_end, vm_start_gap(mmap[i]))
+        start = max(prev_end, low)
+        if gap_end >= start and gap_end - start >= length:
+            return (gap_end - length) & PAGE_MASK
+        if i == 0 or prev_end <= low:
+            return None
+        i -= 1
+        gap_end = min(high, vm_start_gap(mmap[i]))
+
+
 def _unmap_area(mm: MmStruct, vma: VmAreaStruct) -> None:
     """``arch_unmap_area``: let the next search start at a freed hole."""
     if TASK_UNMAPPED_BASE <= vma.vm_start < mm.free_area_cache:
@@ -300,33 +367,44 @@ def _unmap_area(mm: MmStruct, vma: VmAreaStruct) -> None:
 # -- mmap ------------------------------------------------------------------------------
 
 def do_mmap_pgoff(ctx: Any, mm: MmStruct, file: File | None, addr: int, length: int,
-                  prot: int, flags: int, pgoff: int, file_writable: bool = True) -> int:
+                  prot: int, flags: int, pgoff: int) -> int:
     """``do_mmap_pgoff``: create a mapping; returns its address. The
     checks come in the kernel's order, so the first failing one decides
     the errno."""
+    config = ctx.config
     if not length:
-        if ctx.config.mmap_len0_einval:
+        if config.mmap_len0_einval:
             raise SyscallError("EINVAL", "length 0")
         return addr
     length = PAGE_ALIGN(length)
     if not length or length > TASK_SIZE:
-        raise SyscallError("EINVAL", "length out of range")
+        # 6.18 lets get_unmapped_area refuse a huge length (ENOMEM)
+        if not (config.mmap_huge_len_enomem and length <= TASK_SIZE):
+            raise SyscallError("ENOMEM" if config.mmap_huge_len_enomem else "EINVAL",
+                               "length out of range")
     if pgoff + (length >> PAGE_SHIFT) >= 1 << 52:
         raise SyscallError("EINVAL", "offset + length overflows")
     if mm.map_count > mm.max_map_count:
         raise SyscallError("ENOMEM", "map_count above max_map_count")
-    addr = get_unmapped_area(mm, addr, length, flags)
-    vm_flags = calc_vm_flags(prot, flags)
+    noreplace = bool(flags & MAP_FIXED_NOREPLACE) and config.mmap_fixed_noreplace
+    if noreplace:
+        flags |= MAP_FIXED
     mtype = flags & MAP_TYPE
+    addr = get_unmapped_area(mm, addr, length, flags, file is None and mtype == MAP_PRIVATE)
+    if noreplace and mm.vma_range(addr, addr + length):
+        raise SyscallError("EEXIST", "MAP_FIXED_NOREPLACE over an existing mapping")
+    vm_flags = calc_vm_flags(prot, flags)
     if file is not None:
         if mtype == MAP_SHARED:
-            if (prot & PROT_WRITE) and not file_writable:
-                raise SyscallError("EACCES", "shared writable mapping of a read-only file")
+            if (prot & PROT_WRITE) and not file.f_mode & FMODE_WRITE:
+                raise SyscallError("EACCES", "shared writable mapping of a file not open for writing")
             vm_flags |= VM_SHARED | VM_MAYSHARE
-            if not file_writable:
+            if not file.f_mode & FMODE_WRITE:
                 vm_flags &= ~(VM_MAYWRITE | VM_SHARED)
         elif mtype != MAP_PRIVATE:
             raise SyscallError("EINVAL", "neither MAP_SHARED nor MAP_PRIVATE")
+        if not file.f_mode & FMODE_READ:
+            raise SyscallError("EACCES", "mapping of a file not open for reading")
     else:
         if mtype == MAP_SHARED:
             vm_flags |= VM_SHARED | VM_MAYSHARE
@@ -421,6 +499,19 @@ def populate(ctx: Any, mm: MmStruct, start: int, end: int) -> None:
     e = min(min(end, vma.vm_end) >> PAGE_SHIFT, base + vma.vm_file.size_pages - vma.vm_pgoff)
     if s < e:
         fault_range(ctx, vma, s, e, False, None)
+
+
+def install_special_mapping(ctx: Any, mm: MmStruct, start: int, end: int, prot: int) -> VmAreaStruct:
+    """``_install_special_mapping``: a VMA the process did not map (vDSO,
+    a program image): VM_IO|VM_DONTEXPAND, so it never merges, never
+    grows and reclaim never looks inside. It holds no pages."""
+    if start & ~PAGE_MASK or end & ~PAGE_MASK or not start < end <= TASK_SIZE or mm.vma_range(start, end):
+        raise SyscallError("EINVAL", f"special mapping {start:#x}-{end:#x} is not a free range")
+    vma = VmAreaStruct(mm, start, end, calc_vm_flags(prot, 0) | VM_IO | VM_DONTEXPAND,
+                       start >> PAGE_SHIFT)
+    vma_link(ctx, mm, vma)
+    mm.total_vm += vma.npages
+    return vma
 
 
 # -- munmap ------------------------------------------------------------------------

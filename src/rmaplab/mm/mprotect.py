@@ -1,7 +1,9 @@
 """mprotect (mm/mprotect.c, 2.6.11): ``sys_mprotect``, ``mprotect_fixup``,
 ``change_protection``.
 
-A VMA that becomes writable without VM_ACCOUNT gains it (and keeps it).
+A VMA that becomes writable without VM_ACCOUNT gains it and, in 2.6,
+keeps it; under ``mprotect_drop_account`` (6.x) an anonymous VMA without an
+anon_vma loses it again when write is taken away.
 Private writable VMAs get PAGE_COPY ptes, read-only in hardware, so
 mprotect never makes a COW-shared page writable. VMAs handled before a
 failure keep their new protection, as in Linux.
@@ -57,8 +59,13 @@ def mprotect_fixup(ctx: Any, vma: VmAreaStruct, prev: VmAreaStruct | None, start
     mm = vma.vm_mm
     if newflags == vma.vm_flags:
         return vma
-    if newflags & VM_WRITE and not vma.vm_flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED):
-        newflags |= VM_ACCOUNT
+    if newflags & VM_WRITE:
+        if not vma.vm_flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED):
+            newflags |= VM_ACCOUNT
+    elif (ctx.config.mprotect_drop_account and newflags & VM_ACCOUNT and vma.vm_file is None
+          and vma.anon_vma is None):
+        # 6.x: an anonymous VMA never written gives its charge back
+        newflags &= ~VM_ACCOUNT
     pgoff = vma.vm_pgoff + ((start - vma.vm_start) >> PAGE_SHIFT)
     merged = vma_merge(ctx, mm, prev, start, end, newflags, vma.anon_vma, vma.vm_file, pgoff, vma)
     if merged is not None:

@@ -22,7 +22,7 @@ from rmaplab.mm.mmap import (MAP_SHARED, copy_vma, do_munmap, get_unmapped_area,
                              make_pages_present, vma_adjust)
 from rmaplab.mm.page import ZERO_PFN
 
-MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 
 
 def move_page_tables(ctx: Any, vma: VmAreaStruct, old_addr: int, new_vma: VmAreaStruct,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from rmaplab.asm.page import PAGE_SHIFT
-from rmaplab.mm.mm_types import VM_EXEC, VM_MAYSHARE, VM_READ, VM_WRITE
+from rmaplab.mm.mm_types import VM_EXEC, VM_IO, VM_MAYSHARE, VM_READ, VM_WRITE
 
 ZERO_PFN = 0
 
@@ -46,13 +46,15 @@ def maps_of(kernel: Any, pid: int) -> list[dict]:
     return [{"start": v.vm_start, "end": v.vm_end, "perms": perms(v.vm_flags),
              "pgoff": v.vm_pgoff, "file": vma_file_name(v),
              "anon_vma": scheme.anon_vma_id(v)}
-            for v in kernel.mm(pid).mmap]
+            for v in kernel.mm(pid).mmap if not v.vm_flags & VM_IO]
 
 
 def pages_of(kernel: Any, pid: int) -> list[dict]:
     mm = kernel.mm(pid)
     vs, ps = [], []
     for v in mm.mmap:
+        if v.vm_flags & VM_IO:          # a special mapping, not the trace's
+            continue
         vpns, ptes = mm.pgd.populated(v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT)
         if len(vpns):
             vs.append(vpns)

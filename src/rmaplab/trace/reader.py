@@ -89,7 +89,7 @@ class Event(NamedTuple):
         spawn, exec, exit      ()
         fork                   (child,)
         file                   (name, size)
-        mmap                   (addr|None, len, prot, flags, file|None, offset)
+        mmap                   (addr|None, len, prot, flags, file|None, offset, open)
         munmap, mlock, munlock (addr, len)
         mprotect               (addr, len, prot)
         mremap                 (addr, old_len, new_len, flags, new_addr|None)
@@ -209,7 +209,9 @@ _mmap_flags = _flag_parser(MMAP_FLAGS, "mmap")
 _mremap_flags = _flag_parser(MREMAP_FLAGS, "mremap")
 _MREMAP_FIXED = MREMAP_FLAGS["fixed"]
 
-ADVICE = ("dontneed", "willneed", "normal", "random", "sequential")
+ADVICE = ("dontneed", "willneed", "normal", "random", "sequential", "cold", "pageout")
+#: the access modes of the descriptor behind a file mapping (modern addition)
+OPEN_MODES = ("rw", "r", "w")
 
 
 def _token(v: Any) -> Any:
@@ -254,20 +256,23 @@ def _p_mmap(d: dict) -> tuple:
     if addr is not None:
         addr = _num(addr, "addr")
     f = d.get("file")
-    fname, off = None, 0
+    fname, off, mode = None, 0, "rw"
     if f is not None:
         if f.__class__ is not dict:
             raise _Bad(f"mmap file must be null or {{\"name\": .., \"offset\": ..}}, not {_jtype(f)}")
-        extra = f.keys() - {"name", "offset"}
+        extra = f.keys() - {"name", "offset", "open"}
         if extra:
-            raise _Bad(f"unknown field {sorted(extra)[0]!r} in mmap file; known: name, offset")
+            raise _Bad(f"unknown field {sorted(extra)[0]!r} in mmap file; known: name, offset, open")
         fname = f.get("name")
         if fname.__class__ is not str or not fname:
             raise _Bad("mmap file needs a \"name\" (a non-empty string)")
         if "offset" in f:
             off = _num(f["offset"], "offset")
+        mode = f.get("open", "rw")
+        if mode not in OPEN_MODES:
+            raise _Bad(f"mmap file \"open\" must be one of {', '.join(OPEN_MODES)}, not {mode!r}")
     return _pid(d["pid"]), (addr, _num(d["len"], "len"), _prot(d["prot"]),
-                            _mmap_flags(d["flags"]), fname, off)
+                            _mmap_flags(d["flags"]), fname, off, mode)
 
 
 # The hot ops below test the common case (a plain integer in range) inline
