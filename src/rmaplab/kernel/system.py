@@ -319,15 +319,18 @@ class Kernel:
     # -- reclaim -------------------------------------------------------------------
 
     def reclaim(self, pages: int) -> int:
-        """The trace's ``reclaim`` event: run the reclaim priority loop until
-        ``pages`` frames are freed or nothing more can be; returns the number
-        freed."""
+        """The trace's ``reclaim`` event: run the priority loop of
+        ``try_to_free_pages`` down to priority 0, where even a list of one
+        page is scanned, until ``pages`` frames are freed or nothing more
+        can be; returns the number freed. A pass that frees nothing has
+        still aged what it found referenced, so it gives up only after
+        three such passes in a row: the same state always frees the same
+        pages."""
         zone = self.ctx.zone or Zone(self.mem.capacity)
         freed = idle = 0
-        # A pass that frees nothing has still aged the pages it found young;
-        # give up only when a few passes in a row free nothing.
         while freed < pages and idle < 3:
-            got = try_to_free_pages(self.ctx, zone, pages - freed, at_least_cluster=False)
+            got = try_to_free_pages(self.ctx, zone, pages - freed, at_least_cluster=False,
+                                    force=True)
             idle = 0 if got else idle + 1
             freed += got
         return freed

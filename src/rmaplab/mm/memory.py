@@ -268,6 +268,8 @@ def _fault_chunk(ctx: Any, vma: VmAreaStruct, s: int, e: int, write: bool,
             else:
                 wbit = _PAGE_RW if (shared and vma.vm_flags & VM_WRITE) else 0
                 ptes[none] = _map_file_pages(ctx, vma, f, nv, wbit)
+                if ctx.config.fault_around_pages > 1:
+                    do_fault_around(ctx, vma, f, nv, s, e, wbit)
         ptes |= _YOUNG
         pgd.scatter(s, ptes)
         return mem.token[_pte_pfn(ptes)]
@@ -304,6 +306,41 @@ def _fault_chunk(ctx: Any, vma: VmAreaStruct, s: int, e: int, write: bool,
         mem.token[pfns] = token
     pgd.scatter(s, ptes)
     return mem.token[pfns]
+
+
+def do_fault_around(ctx: Any, vma: VmAreaStruct, f: File, faulted: np.ndarray, s: int, e: int,
+                    wbit: int) -> None:
+    """``do_fault_around`` → ``filemap_map_pages`` for the read faults at
+    ``faulted`` (vpns in ``[s, e)``, which the caller maps): each faulting
+    page's window of ``fault_around_pages`` (aligned down, clipped to the
+    VMA, its page table and EOF) also gets its empty ptes filled from the
+    page cache, not young. Only the first and last windows reach outside
+    ``[s, e)``; those pages are mapped here.
+
+    The model's page cache of a regular file counts as warm (a window page
+    not yet cached is read in, as readahead of the first fault would have
+    done; on a cold file Linux maps only the faulting page the first time);
+    shmem maps only pages its object already holds."""
+    nr = ctx.config.fault_around_pages
+    vstart, vend = vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT
+    eof = vstart + f.size_pages - vma.vm_pgoff
+    extra = []
+    for v, lo, hi in ((int(faulted[0]), None, s), (int(faulted[-1]), e, None)):
+        ws = max(v - v % nr, vstart)
+        we = min(v - v % nr + nr, vend, eof)
+        extra.append(np.arange(ws if lo is None else max(ws, lo), we if hi is None else min(we, hi),
+                               dtype=np.int64))
+    cand = np.unique(np.concatenate(extra))
+    if not len(cand):
+        return
+    pgd = vma.vm_mm.pgd
+    cand = cand[np.array([pgd.get(v) == 0 for v in cand.tolist()], dtype=bool)]
+    if f.shmem and len(cand):
+        idx = _file_indices(vma, cand)
+        cand = cand[np.array([f.page_cache.get(int(i)) != 0 for i in idx], dtype=bool)]
+    if len(cand):
+        pgd.scatter_points(cand, _map_file_pages(ctx, vma, f, cand, wbit) & ~_YOUNG)
+        ctx.stat.fault_around += len(cand)
 
 
 def _map_file_pages(ctx: Any, vma: VmAreaStruct, f: File, vpns: np.ndarray, wbit: int) -> np.ndarray:

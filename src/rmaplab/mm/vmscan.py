@@ -164,7 +164,11 @@ def refill_inactive_zone(ctx: Any, zone: Zone, nr: int) -> None:
         ctx.stat.pgdeactivate += 1
 
 
-def shrink_zone(ctx: Any, zone: Zone, priority: int, want: int) -> int:
+def shrink_zone(ctx: Any, zone: Zone, priority: int, want: int, force: bool = False) -> int:
+    """``shrink_zone``: scan the lists in proportion to their size at this
+    priority, deferring a scan smaller than SWAP_CLUSTER_MAX to a later
+    call. ``force``: at priority 0 the whole lists are scanned however
+    small (what a trace's ``reclaim`` event asks: free what can be freed)."""
     mem = ctx.mem
     on = mem.flags & PG_lru
     nr_act = int(((on != 0) & ((mem.flags & PG_active) != 0)).sum())
@@ -181,6 +185,9 @@ def shrink_zone(ctx: Any, zone: Zone, priority: int, want: int) -> int:
         zone.nr_scan_inactive = 0
     else:
         nr_inactive = 0
+    if force and priority == 0:
+        nr_active, nr_inactive = max(nr_active, nr_act), max(nr_inactive, nr_inact)
+        zone.nr_scan_active = zone.nr_scan_inactive = 0
     freed = 0
     while nr_active or nr_inactive:
         if nr_active:
@@ -196,9 +203,11 @@ def shrink_zone(ctx: Any, zone: Zone, priority: int, want: int) -> int:
     return freed
 
 
-def try_to_free_pages(ctx: Any, zone: Zone, want: int, at_least_cluster: bool = True) -> int:
+def try_to_free_pages(ctx: Any, zone: Zone, want: int, at_least_cluster: bool = True,
+                      force: bool = False) -> int:
     """The priority loop: scan harder until ``want`` pages (at least
-    SWAP_CLUSTER_MAX, as the kernel asks) are freed or priority reaches 0."""
+    SWAP_CLUSTER_MAX, as the kernel asks) are freed or priority reaches 0
+    (``force``: see ``shrink_zone``)."""
     if at_least_cluster:
         want = max(want, SWAP_CLUSTER_MAX)
     total = 0
@@ -206,7 +215,7 @@ def try_to_free_pages(ctx: Any, zone: Zone, want: int, at_least_cluster: bool = 
     for priority in range(DEF_PRIORITY, -1, -1):
         # shrink_caches: distress follows the pressure within this call
         zone.prev_priority = min(zone.prev_priority, priority)
-        total += shrink_zone(ctx, zone, priority, want - total)
+        total += shrink_zone(ctx, zone, priority, want - total, force)
         if total >= want:
             break
     zone.prev_priority = priority       # temp_priority, kept for next time

@@ -26,7 +26,7 @@ COUNTERS = (
     "vma_alloc", "vma_free", "vma_merges", "vma_splits",
     # faults
     "fault_anon", "fault_zero_page", "fault_file", "fault_wp_copy", "fault_wp_reuse",
-    "fault_early_cow", "fault_swap", "pages_copied",
+    "fault_early_cow", "fault_swap", "fault_around", "pages_copied",
     # fork / exit / mremap
     "fork_vmas", "fork_ptes", "exit_ptes", "mremap_moves", "mremap_ptes_moved",
     "mremap_cows",
