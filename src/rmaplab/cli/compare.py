@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 
 def register(sub: Any) -> None:
+    from rmaplab.cli.main import add_profile_option
     p = sub.add_parser(
         "compare", help="run a workload under every scheme and compare the costs",
         description=__doc__.replace("``", "'"), formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -47,6 +48,7 @@ def register(sub: Any) -> None:
                    help="worker processes for the study (default: 2 or the cores)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    add_profile_option(p)
     p.set_defaults(func=run)
 
 
@@ -68,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     schemes = _schemes(args.scheme)
     console = Console(stderr=True) if args.json else Console()
     if args.target is None:
+        if args.profile != "2.6.7":
+            from rmaplab.cli.main import UsageError
+            raise UsageError("the headline study runs each claim in its own era; "
+                             "--profile applies to a trace or a workload")
         return _study(args, schemes, console)
     return _one(args, schemes, console)
 
@@ -115,7 +121,8 @@ def _one(args: argparse.Namespace, schemes: list[str], console: Console) -> int:
         for s in schemes:
             task = prog.add_task(f"{s:>15}", total=len(events))
             results.append(measure(events, s, mem, swap,
-                                   progress=lambda i, t=task: prog.update(t, completed=i)))
+                                   progress=lambda i, t=task: prog.update(t, completed=i),
+                                   profile=args.profile))
     if args.json:
         print(json.dumps([m.as_dict() for m in results], indent=1, default=str))
     else:

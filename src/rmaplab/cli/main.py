@@ -23,6 +23,13 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit status 2."""
 
 
+def add_profile_option(p: argparse.ArgumentParser, default: str = "2.6.7") -> None:
+    """``--profile``: the kernel era the model follows as a whole."""
+    p.add_argument("--profile", choices=("2.6.7", "modern"), default=default,
+                   help="kernel era: 2.6.7 (Linux 2.6.7 with the 2.6.8-2.6.11 fixes) or modern "
+                        f"(Linux 6.18 as observed, anon_vma_chain by default) (default {default})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rmaplab",

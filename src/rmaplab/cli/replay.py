@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from rmaplab.cli.main import UsageError
+from rmaplab.cli.main import UsageError, add_profile_option
 from rmaplab.config import SCHEMES, Config, size_to_pages
 from rmaplab.show.maps import OFFSET_STYLES, maps_text
 from rmaplab.trace.reader import TraceError, read_trace
@@ -35,6 +35,9 @@ examples:
       validate every invariant and rmap completeness after every event
   rmaplab replay fork.jsonl --maps --maps-offset modern
       print each live process's /proc/PID/maps at the end
+  rmaplab replay fork.jsonl --profile modern --results res.jsonl
+      replay as Linux 6.18 would (anon_vma_chain, top-down mmap, fault-around,
+      6.17 mremap, ...): see the README's profile table
   rmaplab replay fork.jsonl --stats --mem 64M --swap 128M --quiet
       counters and memory use as JSON, with 64 MiB of RAM and 128 MiB of swap
 
@@ -56,26 +59,28 @@ def register(subparsers: Any) -> None:
                    help="write a state dump per checkpoint and one at the end ('-' for stdout)")
     p.add_argument("--maps", action="store_true",
                    help="print each live process's /proc/PID/maps at the end")
-    p.add_argument("--maps-offset", choices=OFFSET_STYLES, default="2.6",
-                   help="offset column of anonymous VMAs: vm_pgoff<<12 as 2.6 printed it "
-                        "(default), or 0 as modern Linux does")
+    p.add_argument("--maps-offset", choices=OFFSET_STYLES, default=None,
+                   help="offset column of anonymous VMAs: vm_pgoff<<12 as 2.6 printed it, "
+                        "or 0 as modern Linux does (default: the profile's)")
     p.add_argument("--check", action="store_true",
                    help="check invariants and rmap completeness after every event")
     p.add_argument("--stats", action="store_true",
                    help="print the counters and memory/swap use as JSON on stdout")
     p.add_argument("--scheme", metavar="NAME", default=None,
-                   help=f"reverse-mapping scheme: {', '.join(SCHEMES)} (default: anon_vma)")
+                   help=f"reverse-mapping scheme: {', '.join(SCHEMES)} (default: the "
+                        "profile's: anon_vma, or anon_vma_chain for modern)")
     p.add_argument("--mem", metavar="SIZE", default=None,
                    help="physical memory, e.g. 64M (default: unlimited)")
     p.add_argument("--swap", metavar="SIZE", default=None,
                    help="swap space, e.g. 128M (default: unlimited)")
     p.add_argument("--quiet", "-q", action="store_true",
                    help="print no summary (errors are still printed)")
+    add_profile_option(p)
     p.set_defaults(func=run)
 
 
 def _config(args: argparse.Namespace) -> Config:
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"profile": args.profile}
     if args.scheme is not None:
         kw["scheme"] = args.scheme
     if args.mem is not None:
@@ -127,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         out = []
         for pid in kernel.pids():
             out.append(f"== pid {pid} ==\n")
-            out.append(maps_text(kernel.mm(pid), args.maps_offset))
+            out.append(maps_text(kernel.mm(pid), args.maps_offset or config.maps_offset))
         sys.stdout.write("".join(out))
     if args.stats:
         sys.stdout.buffer.write(orjson.dumps(_stats(kernel), option=orjson.OPT_INDENT_2) + b"\n")

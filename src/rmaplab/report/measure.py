@@ -63,10 +63,11 @@ class Metrics:
 
 def measure(events: Sequence[Any], scheme: str, mem_pages: int | None = None,
             swap_pages: int | None = None, progress: Callable[[int], None] | None = None,
-            samples: int = 200, extra: dict | None = None) -> Metrics:
-    """Replay parsed ``events`` (from the trace reader) under ``scheme``."""
+            samples: int = 200, extra: dict | None = None, profile: str = "2.6.7") -> Metrics:
+    """Replay parsed ``events`` (from the trace reader) under ``scheme``,
+    with the other rules of ``profile``."""
     import time
-    k = Kernel(Config(scheme=scheme, mem_pages=mem_pages, swap_pages=swap_pages,
+    k = Kernel(Config(profile=profile, scheme=scheme, mem_pages=mem_pages, swap_pages=swap_pages,
                       extra=dict(extra or {})))
     m = Metrics(scheme)
     by_op: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))

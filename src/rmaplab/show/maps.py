@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from rmaplab.asm.page import PAGE_SHIFT
-from rmaplab.mm.mm_types import VM_EXEC, VM_MAYSHARE, VM_READ, VM_WRITE
+from rmaplab.mm.mm_types import VM_EXEC, VM_IO, VM_MAYSHARE, VM_READ, VM_WRITE
 
 OFFSET_STYLES = ("2.6", "modern")
 
@@ -57,4 +57,5 @@ def format_vma(vma: Any, offset_style: str = "2.6") -> str:
 
 def maps_text(mm: Any, offset_style: str = "2.6") -> str:
     """The whole maps file of an mm (one line per VMA, each ending in a newline)."""
-    return "".join(format_vma(v, offset_style) + "\n" for v in mm.mmap)
+    return "".join(format_vma(v, offset_style) + "\n" for v in mm.mmap
+                   if not v.vm_flags & VM_IO)      # special mappings are not the trace's

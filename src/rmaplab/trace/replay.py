@@ -124,6 +124,36 @@ def _declare(k: Any, name: str, size: int) -> None:
     k.declare_file(name, size)
 
 
+def run_event(kernel: Any, ev: Event, filename: str = "<trace>",
+              handlers: dict[str, Callable[[Any, Any, tuple], Any]] = _HANDLERS) -> tuple[Any, Any]:
+    """Apply one event; returns (result, tokens read or None) in the form
+    of the results file. Raises TraceError, InvariantBroken or
+    ModelFailure as ``replay`` says."""
+    _, line, op, pid, args, _ = ev
+    read = None
+    try:
+        res = handlers[op](kernel, pid, args)
+        if res.__class__ is TouchResult:
+            read = res.read if res.result == "ok" and args[2] == "r" else None
+            res = res.result
+        elif res.__class__ is not int and res is not None:
+            res = _as_int(res)
+    except SyscallError as e:
+        res = e.errno
+    except (NoSuchProcess, AbiError, _Redeclared) as e:
+        why = str(e)
+        if pid is not None and pid in getattr(kernel, "oom_killed", ()):
+            why = (f"pid {pid} was killed by the model's OOM killer earlier in the "
+                   f"replay (the model ran out of memory where the traced system did "
+                   f"not; try a larger --mem or --swap)")
+        raise TraceError(filename, line, f"{op}: {why}") from None
+    except InvariantError as e:
+        raise InvariantBroken(filename, line, op, str(e), when="in") from e
+    except Exception as e:  # a bug in the model, reported with the event
+        raise ModelFailure(filename, line, op, e) from e
+    return res, read
+
+
 def replay(kernel: Any, events: Iterable[Event], results: Any = None, dump: Any = None,
            check: bool = False, on_checkpoint: Callable[[str, int, Any], None] | None = None,
            filename: str = "<trace>") -> ReplayReport:
@@ -152,27 +182,7 @@ def replay(kernel: Any, events: Iterable[Event], results: Any = None, dump: Any 
     n = index = 0
     for ev in events:
         index, line, op, pid, args, expect = ev
-        read = None
-        try:
-            res = handlers[op](kernel, pid, args)
-            if res.__class__ is TouchResult:
-                read = res.read if res.result == "ok" and args[2] == "r" else None
-                res = res.result
-            elif res.__class__ is not int and res is not None:
-                res = _as_int(res)
-        except SyscallError as e:
-            res = e.errno
-        except (NoSuchProcess, AbiError, _Redeclared) as e:
-            why = str(e)
-            if pid is not None and pid in getattr(kernel, "oom_killed", ()):
-                why = (f"pid {pid} was killed by the model's OOM killer earlier in the "
-                       f"replay (the model ran out of memory where the traced system did "
-                       f"not; try a larger --mem or --swap)")
-            raise TraceError(filename, line, f"{op}: {why}") from None
-        except InvariantError as e:
-            raise InvariantBroken(filename, line, op, str(e), when="in") from e
-        except Exception as e:  # a bug in the model, reported with the event
-            raise ModelFailure(filename, line, op, e) from e
+        res, read = run_event(kernel, ev, filename, handlers)
         n += 1
         mismatch = expect is not no_expect and (expect != res or expect.__class__ is not res.__class__)
         if put is not None or mismatch:
