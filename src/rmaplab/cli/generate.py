@@ -40,7 +40,7 @@ exit status: 0 written, 2 bad workload, parameter, value or output file."""
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "generate", help="write the trace of a built-in workload (aim7, kbuild, ...)",
-        description="Write the trace (spec/trace-v1.md) of a built-in workload: "
+        description="Write the trace (docs/trace-format.md) of a built-in workload: "
                     + ", ".join(WORKLOADS) + ".",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("workload", metavar="WORKLOAD", nargs="?",

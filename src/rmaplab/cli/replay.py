@@ -43,7 +43,7 @@ examples:
 
 exit status: 0 the trace ran (mismatches included), 2 bad trace or option,
 1 the model broke (invariant or internal failure).
-The trace format is described in spec/trace-v1.md."""
+The trace format is described in docs/trace-format.md."""
 
 
 def register(subparsers: Any) -> None:
