@@ -123,8 +123,7 @@ class Kernel:
         mm = self._new_mm(pid, start_brk)
         self.scheme.mm_exec(mm)
         self.tasks[pid] = Task(pid, mm)
-        for start, end, perms in special:
-            install_special_mapping(self.ctx, mm, start, end, parse_prot(perms[:3]))
+        self._install_special(mm, special)
 
     def fork(self, pid: int, child: int) -> None:
         """``fork``: the child gets a copy of the address space (dup_mmap)."""
@@ -136,13 +135,20 @@ class Kernel:
         dup_mmap(self.ctx, mm, parent)
         self.tasks[child] = Task(child, mm)
 
-    def exec(self, pid: int) -> None:
-        """``execve``: the old address space goes, an empty one replaces it."""
+    def exec(self, pid: int, start_brk: int = START_BRK,
+             special: Iterable[tuple[int, int, str]] = ()) -> None:
+        """``execve``: the old address space goes, an empty one replaces it
+        (``start_brk`` and ``special`` as for ``spawn``)."""
         old = self.mm(pid)
         exit_mmap(self.ctx, old)
-        mm = self._new_mm(pid)
+        mm = self._new_mm(pid, start_brk)
         self.scheme.mm_exec(mm)
         self.tasks[pid].mm = mm
+        self._install_special(mm, special)
+
+    def _install_special(self, mm: MmStruct, special: Iterable[tuple[int, int, str]]) -> None:
+        for start, end, perms in special:
+            install_special_mapping(self.ctx, mm, start, end, parse_prot(perms[:3]))
 
     def exit(self, pid: int) -> None:
         """``exit``: the process and its address space go away."""

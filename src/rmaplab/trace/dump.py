@@ -24,7 +24,10 @@ from typing import Any
 import numpy as np
 
 from rmaplab.asm.page import PAGE_SHIFT
-from rmaplab.mm.mm_types import VM_EXEC, VM_IO, VM_MAYSHARE, VM_READ, VM_WRITE
+from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_DONTCOPY, VM_DONTEXPAND, VM_EXEC, VM_GROWSDOWN,
+                                 VM_IO, VM_LOCKED, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE,
+                                 VM_MAYWRITE, VM_RAND_READ, VM_READ, VM_SEQ_READ, VM_SHARED,
+                                 VM_WRITE)
 
 ZERO_PFN = 0
 
@@ -41,12 +44,32 @@ def vma_file_name(vma: Any) -> str | None:
     return None if f is None or f.shmem else f.name
 
 
-def maps_of(kernel: Any, pid: int) -> list[dict]:
+#: ``/proc/PID/smaps`` VmFlags mnemonics of the bits the model has
+#: (``show_smap_vma_flags``)
+VMFLAG_NAMES = ((VM_READ, "rd"), (VM_WRITE, "wr"), (VM_EXEC, "ex"), (VM_SHARED, "sh"),
+                (VM_MAYREAD, "mr"), (VM_MAYWRITE, "mw"), (VM_MAYEXEC, "me"), (VM_MAYSHARE, "ms"),
+                (VM_GROWSDOWN, "gd"), (VM_LOCKED, "lo"), (VM_IO, "io"), (VM_SEQ_READ, "sr"),
+                (VM_RAND_READ, "rr"), (VM_DONTCOPY, "dc"), (VM_DONTEXPAND, "de"),
+                (VM_ACCOUNT, "ac"))
+
+
+def vmflags(vm_flags: int) -> list[str]:
+    """The VmFlags line of smaps for these flags, as a list."""
+    return [name for bit, name in VMFLAG_NAMES if vm_flags & bit]
+
+
+def maps_of(kernel: Any, pid: int, with_vmflags: bool = False) -> list[dict]:
     scheme = kernel.scheme
-    return [{"start": v.vm_start, "end": v.vm_end, "perms": perms(v.vm_flags),
-             "pgoff": v.vm_pgoff, "file": vma_file_name(v),
-             "anon_vma": scheme.anon_vma_id(v)}
-            for v in kernel.mm(pid).mmap if not v.vm_flags & VM_IO]
+    out = []
+    for v in kernel.mm(pid).mmap:
+        if v.vm_flags & VM_IO:          # a special mapping, not the trace's
+            continue
+        m = {"start": v.vm_start, "end": v.vm_end, "perms": perms(v.vm_flags),
+             "pgoff": v.vm_pgoff, "file": vma_file_name(v), "anon_vma": scheme.anon_vma_id(v)}
+        if with_vmflags:
+            m["vmflags"] = vmflags(v.vm_flags)
+        out.append(m)
+    return out
 
 
 def pages_of(kernel: Any, pid: int) -> list[dict]:
@@ -101,9 +124,11 @@ def pages_of(kernel: Any, pid: int) -> list[dict]:
     return out
 
 
-def state_dump(kernel: Any, name: str | None, event: int) -> dict:
-    """The dump object of the spec for the kernel's current state."""
+def state_dump(kernel: Any, name: str | None, event: int, with_vmflags: bool = False) -> dict:
+    """The dump object of the spec for the kernel's current state
+    (``with_vmflags``: each map also carries its smaps VmFlags, for
+    ``rmaplab conform``; not part of the dump format)."""
     return {"name": name, "event": event,
-            "processes": [{"pid": pid, "maps": maps_of(kernel, pid),
+            "processes": [{"pid": pid, "maps": maps_of(kernel, pid, with_vmflags),
                            "pages": pages_of(kernel, pid)}
                           for pid in kernel.pids()]}
