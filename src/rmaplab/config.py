@@ -155,6 +155,9 @@ class Config:
             raise ConfigError(f"maps_offset {self.maps_offset!r}: choose 2.6 or modern")
         if not isinstance(self.fault_around_pages, int) or not 0 <= self.fault_around_pages <= 512:
             raise ConfigError("fault_around_pages must be a whole number from 0 to 512")
+        if (self.mremap_dontunmap or self.mremap_multi_vma) and not self.mremap_lookup_first:
+            raise ConfigError("mremap_dontunmap and mremap_multi_vma exist only in 6.18's mremap: "
+                              "they need mremap_lookup_first")
         if self.mem_pages is not None and self.mem_pages < 16:
             raise ConfigError("memory must be at least 16 pages (64K)")
         if self.swap_pages is not None and self.swap_pages < 0:

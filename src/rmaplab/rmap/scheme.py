@@ -91,6 +91,13 @@ class RmapScheme:
         must be able to find them: give it ``anon_vma`` if it has none
         (dup_anon_vma)."""
 
+    def vma_unlink_anon(self, vma: Any) -> None:
+        """``vma`` stays mapped but every anonymous page left it
+        (MREMAP_DONTUNMAP moved them all): ``unlink_anon_vmas``, and the VMA
+        has no anon_vma until its next fault."""
+        self.vma_unlink(vma)
+        vma.anon_vma = None
+
     def vma_fork(self, child: Any, parent: Any) -> None:
         """``child`` is the fork copy of ``parent`` (dup_mmap)."""
 
