@@ -342,6 +342,25 @@ def test_reclaim_event_frees_even_one_or_two_resident_pages(prof):
     check(k)
 
 
-def test_maps_offset_follows_the_profile():
-    assert Config().maps_offset == "2.6" and Config(profile="modern").maps_offset == "modern"
+@pytest.mark.parametrize("prof", kernels())
+def test_madvise_willneed_on_anonymous_memory(prof):
+    k = new_kernel(profile=prof)
+    mapx(k, 0, 2)
+    if prof == "modern":
+        assert k.madvise(1, addr(0), 2 * P, "willneed") == 0
+    else:
+        assert errno_of(k.madvise, 1, addr(0), 2 * P, "willneed") == "EBADF"
+
+
+@pytest.mark.parametrize("prof", kernels())
+def test_replay_maps_offset_follows_the_profile(prof, tmp_path, capsys):
+    from rmaplab.cli.main import main
+    t = tmp_path / "t.jsonl"
+    t.write_text('{"op": "spawn", "pid": 1}\n'
+                 f'{{"op": "mmap", "pid": 1, "addr": {addr(0)}, "len": 4096, "prot": "rw-", '
+                 '"flags": ["private", "anonymous", "fixed"]}\n')
+    assert main(["replay", str(t), "--maps", "--quiet", "--profile", prof]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    offset = line.split()[2]
+    assert offset == ("00000000" if prof == "modern" else f"{addr(0):08x}")
 
