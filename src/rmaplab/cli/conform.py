@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,8 @@ examples:
   rmaplab conform t.jsonl --from-run t.kernel.jsonl
       save the kernel's observations, then compare the model with them
       again without running anything on the kernel
+  rmaplab conform tests/conformance/*.jsonl --from-run tests/conformance/
+      with a directory: each trace's run is NAME.kernel.jsonl there
 
 exit status: 0 every trace agrees, 1 some category differs, 2 bad trace or
 option, 3 the live kernel cannot be used here (the reason is printed).
@@ -64,9 +67,10 @@ def register(sub: Any) -> None:
                    help="write the kernel's result per event (one trace only)")
     p.add_argument("--kernel-dump", metavar="FILE",
                    help="write the kernel's state at each checkpoint and at the end (one trace only)")
-    p.add_argument("--save-run", metavar="FILE",
-                   help="save every kernel observation, to compare again with --from-run")
-    p.add_argument("--from-run", metavar="FILE",
+    p.add_argument("--save-run", metavar="FILE|DIR",
+                   help="save every kernel observation, to compare again with --from-run "
+                        "(a directory: NAME.kernel.jsonl per trace)")
+    p.add_argument("--from-run", metavar="FILE|DIR",
                    help="compare with a saved run instead of the live kernel")
     p.add_argument("--swap", choices=("auto", "off"), default="auto",
                    help="auto (default): a trace with reclaim or pageout gets a temporary "
@@ -229,9 +233,12 @@ def _strip(state: dict, name: str | None) -> dict:
 def run(args: argparse.Namespace) -> int:
     from rmaplab.config import Config
     from rmaplab.trace.reader import TraceError, read_trace
-    if len(args.traces) > 1 and (args.kernel_results or args.kernel_dump or args.save_run
-                                 or args.from_run):
-        raise UsageError("--kernel-results, --kernel-dump, --save-run and --from-run take one trace")
+    if len(args.traces) > 1 and (args.kernel_results or args.kernel_dump):
+        raise UsageError("--kernel-results and --kernel-dump take one trace")
+    for opt in ("save_run", "from_run"):
+        path = getattr(args, opt)
+        if path and len(args.traces) > 1 and not os.path.isdir(path):
+            raise UsageError(f"--{opt.replace('_', '-')} with several traces must name a directory")
     kw: dict[str, Any] = {"profile": args.profile}
     if args.scheme is not None:
         kw["scheme"] = args.scheme
@@ -244,7 +251,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"rmaplab: {e}", file=sys.stderr)
             return 2
         try:
-            rep = _run_one(trace, Config(**kw), args)
+            rep = _run_one(trace, Config(**kw), args, _run_path(args.save_run, path),
+                           _run_path(args.from_run, path))
         except _Unavailable as e:
             print(f"rmaplab: the live kernel cannot be used here: {e}", file=sys.stderr)
             return 3
@@ -267,7 +275,19 @@ class _BadTrace(Exception):
     pass
 
 
-def _run_one(trace: Any, config: Any, args: argparse.Namespace) -> ConformReport:
+def _run_path(opt: str | None, trace: str) -> str | None:
+    """A saved run's file: the option itself, or NAME.kernel.jsonl in the
+    directory it names."""
+    if opt is None or not os.path.isdir(opt):
+        return opt
+    name = os.path.basename(trace)
+    for ext in (".gz", ".jsonl", ".json"):
+        name = name[:-len(ext)] if name.endswith(ext) else name
+    return os.path.join(opt, f"{name}.kernel.jsonl")
+
+
+def _run_one(trace: Any, config: Any, args: argparse.Namespace, save_run: str | None,
+             from_run: str | None) -> ConformReport:
     from rmaplab.trace.live import LiveError, LiveSession, LiveUnavailable
     from rmaplab.trace.reader import TraceError
     from rmaplab.trace.replay import InvariantBroken, ModelFailure, _sink
@@ -275,7 +295,7 @@ def _run_one(trace: Any, config: Any, args: argparse.Namespace) -> ConformReport
     try:
         res_f = open(args.kernel_results, "wb") if args.kernel_results else None
         dump_f = open(args.kernel_dump, "wb") if args.kernel_dump else None
-        save_f = open(args.save_run, "wb") if args.save_run else None
+        save_f = open(save_run, "wb") if save_run else None
     except OSError as e:
         raise UsageError(f"cannot write: {e}") from None
     files = [f for f in (res_f, dump_f, save_f) if f is not None]
@@ -283,7 +303,7 @@ def _run_one(trace: Any, config: Any, args: argparse.Namespace) -> ConformReport
     names = {ev.index: ev.args[0] for ev in trace.events if ev.op == "checkpoint"}
     last: list[dict] = []
     try:
-        side: Any = (SavedRun(args.from_run) if args.from_run
+        side: Any = (SavedRun(from_run) if from_run
                      else LiveSession(trace.filename, swap=args.swap))
         with side:
             if save_f is not None:
