@@ -48,6 +48,7 @@ import hashlib
 import os
 import platform
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -81,6 +82,7 @@ _REPLY = struct.Struct("<IIqQ")
 PAYLOAD_MAX = 64 * 1024
 _RECV_MAX = _REPLY.size + PAYLOAD_MAX
 _U64 = (1 << 64) - 1
+_KERNEL_HALF = 1 << 63
 #: the worker's control socket
 CONTROL_FD = 3
 
@@ -211,7 +213,8 @@ class Vma(NamedTuple):
 
 def read_vmas(kpid: int, smaps: bool = False) -> list[Vma]:
     """The VMAs of kernel process ``kpid`` from ``maps`` (or ``smaps``,
-    which also gives VmFlags)."""
+    which also gives VmFlags). The gate area (``[vsyscall]``, in the
+    kernel half) is not a VMA of the process and is left out."""
     with open(f"/proc/{kpid}/{'smaps' if smaps else 'maps'}", "rb") as f:
         text = f.read().decode(errors="surrogateescape")
     out: list[Vma] = []
@@ -225,7 +228,7 @@ def read_vmas(kpid: int, smaps: bool = False) -> list[Vma]:
         lo, _, hi = f[0].partition("-")
         out.append(Vma(int(lo, 16), int(hi, 16), f[1], int(f[2], 16), int(f[4]),
                        f[5] if len(f) > 5 else "", []))
-    return out
+    return [v for v in out if v.start < _KERNEL_HALF]
 
 
 def _active_swap() -> bool:
@@ -315,15 +318,11 @@ class _Worker:
         self.foreign = read_vmas(self.kpid)
 
     def wait_gone(self, timeout: float | None = None) -> None:
-        """Wait until the worker's control socket reaches EOF: the
-        process has exited and its address space is gone (``exit_mm``
-        comes before ``exit_files`` in ``do_exit``)."""
-        self.sock.settimeout(timeout)
-        try:
-            while self.sock.recv(_RECV_MAX):
-                pass
-        except OSError:
-            pass
+        """Wait until the worker has exited: its pidfd turns readable in
+        ``exit_notify``, after ``exit_mm`` dropped its address space. (A
+        forked worker whose parent worker is alive is reaped at once, as
+        the parent ignores SIGCHLD.)"""
+        select.select([self.pidfd], [], [], timeout)
 
     def kill(self) -> None:
         try:
@@ -353,11 +352,12 @@ class _Resources:
         self.swapfile: Path | None = None
 
     def close(self) -> None:
-        workers = list(self.workers.values())
+        # children before parents, so that the parent (alive, ignoring
+        # SIGCHLD) reaps each one rather than init
+        workers = list(self.workers.values())[::-1]
         self.workers.clear()
         for w in workers:
             w.kill()
-        for w in workers:
             w.wait_gone(5.0)
             w.close()
         for fd in self.kpage_fds:
@@ -469,9 +469,11 @@ class LiveSession:
     def observe(self, name: str | None, event: int) -> dict:
         """The state of every live worker as a dump (``"Live-kernel runs"``
         format; each map also carries smaps' ``"vmflags"``)."""
+        kpages: dict[int, tuple[int | None, bool | None]] = {}
         try:
             return {"name": name, "event": event,
-                    "processes": [self._observe(w) for _, w in sorted(self._workers.items())]}
+                    "processes": [self._observe(w, kpages)
+                                  for _, w in sorted(self._workers.items())]}
         except _WorkerGone:
             raise LiveError(f"{self.filename}: a live worker died while being observed") from None
         except OSError as e:
@@ -571,9 +573,20 @@ class LiveSession:
             raise LiveUnavailable(f"cannot start the live worker {self.helper}: {e}") from None
         finally:
             theirs.close()
-        w = _Worker(pid, proc.pid, ours, tree, proc)
+        try:
+            w = _Worker(pid, proc.pid, ours, tree, proc)
+        except OSError:             # pidfd_open: it is gone already
+            ours.close()
+            proc.wait()
+            raise LiveUnavailable(f"the live worker {self.helper} exited at once "
+                                  f"(status {proc.returncode})") from None
         self._workers[pid] = w
-        w.hello()
+        try:
+            w.hello()
+        except _WorkerGone:
+            self._drop(pid)
+            raise LiveUnavailable(f"the live worker {self.helper} did not start "
+                                  f"(status {proc.returncode})") from None
         return w
 
     def _spawn(self, ev: Event) -> None:
@@ -793,8 +806,8 @@ class LiveSession:
                 why = str(e)
             else:
                 self._res.swapfile = path
-                self._note("the machine had no swap: a temporary 64 MiB swap file was enabled "
-                           "for reclaim and pageout, and removed at the end")
+                self._note("a temporary 64 MiB swap file was enabled for reclaim and pageout "
+                           "(the machine had none), and removed at the end")
                 return
         self._note(f"no swap ({why}): MADV_PAGEOUT and reclaim cannot move anonymous pages out")
 
@@ -806,18 +819,24 @@ class LiveSession:
         buf = os.pread(fd, n * 8, (v.start >> PAGE_SHIFT) * 8)
         return np.frombuffer(buf, dtype="<u8")
 
-    def _kpage(self, fd: int | None, pfn: int) -> int | None:
-        if fd is None:
-            return None
-        b = os.pread(fd, 8, pfn * 8)
-        return int.from_bytes(b, "little") if len(b) == 8 else None
+    def _kpage(self, pfn: int) -> tuple[int | None, bool | None]:
+        """A frame's map count (``/proc/kpagecount``) and whether it is the
+        zero page (``/proc/kpageflags``), None where unreadable."""
+        out: list[int | None] = []
+        for fd in (self._kpagecount, self._kpageflags):
+            b = os.pread(fd, 8, pfn * 8) if fd is not None else b""
+            out.append(int.from_bytes(b, "little") if len(b) == 8 else None)
+        count, flags = out
+        return count, None if flags is None else bool(flags >> KPF_ZERO_PAGE & 1)
 
     def _map(self, v: Vma) -> dict:
         return {"start": v.start, "end": v.end, "perms": v.perms,
                 "pgoff": v.offset >> PAGE_SHIFT if v.inode else None,
                 "file": self._names.get(v.path), "anon_vma": None, "vmflags": v.vmflags}
 
-    def _observe(self, w: _Worker) -> dict:
+    def _observe(self, w: _Worker, kpages: dict[int, tuple[int | None, bool | None]]) -> dict:
+        """One process of a dump; ``kpages`` caches ``_kpage`` per frame
+        for the whole observation."""
         vmas = self._trace_vmas(w, smaps=True)
         pages: list[dict] = []
         to_read: list[dict] = []      # present pages whose token is loaded by the worker
@@ -832,11 +851,12 @@ class LiveSession:
                                       "mapcount": None, "token": None, "zero_page": False})
                         continue
                     pfn = ent & PM_PFN_MASK if self._root else None
-                    count = flags = None
+                    count = zero = None
                     if pfn is not None:
-                        count = self._kpage(self._kpagecount, pfn)
-                        flags = self._kpage(self._kpageflags, pfn)
-                    zero = None if flags is None else bool(flags >> KPF_ZERO_PAGE & 1)
+                        k = kpages.get(pfn)
+                        if k is None:
+                            k = kpages[pfn] = self._kpage(pfn)
+                        count, zero = k
                     p = {"addr": addr, "state": "present", "frame": pfn, "mapcount": count,
                          "token": None, "zero_page": zero}
                     pages.append(p)
