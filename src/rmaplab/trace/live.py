@@ -76,7 +76,9 @@ PAGE_SHIFT = 12
 
 OP_MMAP, OP_MUNMAP, OP_MPROTECT, OP_MREMAP, OP_BRK, OP_MADVISE, OP_MLOCK = range(1, 8)
 OP_MUNLOCK, OP_TOUCH, OP_READ, OP_FORK, OP_EXEC, OP_EXIT, OP_RECVFD = range(8, 15)
-REPLY_DATA, REPLY_DONE, REPLY_HELLO = 0, 1, 2
+#: reply kinds: data frames, then one frame that ends the request (DONE = 1,
+#: or the HELLO of a new image)
+REPLY_DATA, REPLY_HELLO = 0, 2
 _REQUEST = struct.Struct("<II6Q")
 _REPLY = struct.Struct("<IIqQ")
 PAYLOAD_MAX = 64 * 1024
@@ -215,8 +217,8 @@ def read_vmas(kpid: int, smaps: bool = False) -> list[Vma]:
     """The VMAs of kernel process ``kpid`` from ``maps`` (or ``smaps``,
     which also gives VmFlags). The gate area (``[vsyscall]``, in the
     kernel half) is not a VMA of the process and is left out."""
-    with open(f"/proc/{kpid}/{'smaps' if smaps else 'maps'}", "rb") as f:
-        text = f.read().decode(errors="surrogateescape")
+    with open(f"/proc/{kpid}/{'smaps' if smaps else 'maps'}", "rb") as fh:
+        text = fh.read().decode(errors="surrogateescape")
     out: list[Vma] = []
     for line in text.splitlines():
         first, _, rest = line.partition(" ")
@@ -224,11 +226,16 @@ def read_vmas(kpid: int, smaps: bool = False) -> list[Vma]:
             if first == "VmFlags:":
                 out[-1].vmflags.extend(rest.split())
             continue
-        f = line.split(maxsplit=5)
-        lo, _, hi = f[0].partition("-")
-        out.append(Vma(int(lo, 16), int(hi, 16), f[1], int(f[2], 16), int(f[4]),
-                       f[5] if len(f) > 5 else "", []))
+        col = line.split(maxsplit=5)   # range perms offset dev inode [path]
+        lo, _, hi = col[0].partition("-")
+        out.append(Vma(int(lo, 16), int(hi, 16), col[1], int(col[2], 16), int(col[4]),
+                       col[5] if len(col) > 5 else "", []))
     return [v for v in out if v.start < _KERNEL_HALF]
+
+
+def _errno(r: int) -> Any:
+    """A raw system call result: the errno name if negative."""
+    return errno.errorcode.get(-r, f"errno {-r}") if r < 0 else r
 
 
 def _active_swap() -> bool:
@@ -395,8 +402,8 @@ class LiveSession:
         self._cpu = min(os.sched_getaffinity(0))
         self._root = os.geteuid() == 0
         if not self._root:
-            self._note("not root: frames and map counts are null (pagemap hides page frame "
-                       "numbers, /proc/kpagecount is unreadable)")
+            self._note("not root: frames, map counts and zero_page are null (pagemap hides "
+                       "page frame numbers, /proc/kpagecount and kpageflags are unreadable)")
         self._kpagecount = self._open_kpage("kpagecount")
         self._kpageflags = self._open_kpage("kpageflags")
         if self._root and self._kpageflags is None:
@@ -503,7 +510,7 @@ class LiveSession:
         return w
 
     def _worker(self, ev: Event) -> _Worker:
-        w = self._workers.get(ev.pid)
+        w = self._workers.get(ev.pid) if ev.pid is not None else None
         if w is None:
             raise self._error(ev, f"{ev.op}: no process with pid {ev.pid}")
         return w
@@ -514,10 +521,6 @@ class LiveSession:
             w.kill()
             w.wait_gone(5.0)
             w.close()
-
-    def _errno(self, r: int) -> Any:
-        """A raw result: the errno name if negative."""
-        return errno.errorcode.get(-r, f"errno {-r}") if r < 0 else r
 
     def _guard(self, ev: Event, w: _Worker, start: int, length: int) -> None:
         """Refuse an event whose range reaches the worker's own mappings."""
@@ -590,15 +593,16 @@ class LiveSession:
         return w
 
     def _spawn(self, ev: Event) -> None:
-        if ev.pid in self._workers:
-            raise self._error(ev, f"spawn: pid {ev.pid} already exists")
-        self._start_worker(ev.pid, _Tree())
+        pid = ev.pid
+        if pid is None or pid in self._workers:
+            raise self._error(ev, f"spawn: pid {pid} already exists")
+        self._start_worker(pid, _Tree())
 
     def _exec(self, ev: Event) -> Any:
         w = self._worker(ev)
         kind, r, brk, _, _ = w.call(OP_EXEC)
         if kind != REPLY_HELLO:          # execve failed: the old image answers
-            return self._errno(r)
+            return _errno(r)
         w.new_image(brk)
         return None
 
@@ -609,7 +613,7 @@ class LiveSession:
             raise self._error(ev, f"fork: child pid {child} already exists")
         _, r, _, _, fds = w.call(OP_FORK)
         if r < 0:
-            return self._errno(r)
+            return _errno(r)
         if not fds:
             raise self._error(ev, "fork: the live worker sent no control socket for the child")
         c = _Worker(child, r, socket.socket(fileno=fds[0]), w.tree, None)
@@ -621,7 +625,7 @@ class LiveSession:
 
     def _exit(self, ev: Event) -> None:
         w = self._worker(ev)
-        del self._workers[ev.pid]
+        del self._workers[w.tpid]
         try:
             w.send(OP_EXIT)
         except _WorkerGone:
@@ -666,7 +670,7 @@ class LiveSession:
             ours = w.tree.files[key] = os.open(path, OPEN_FLAGS[mode] | os.O_CLOEXEC)
         r = w.call(OP_RECVFD, fd=ours)[1]
         if r < 0:
-            raise self._error(ev, f"mmap: the live worker could not take the file: {self._errno(r)}")
+            raise self._error(ev, f"mmap: the live worker could not take the file: {_errno(r)}")
         w.fds[key] = r
         return r
 
@@ -685,13 +689,13 @@ class LiveSession:
         r = w.syscall(OP_MMAP, addr, length, prot, flags, fd, offset)
         if r >= 0:
             self._check_foreign(ev, w, (r, r + length))
-        return self._errno(r)
+        return _errno(r)
 
     def _munmap(self, ev: Event) -> Any:
         w = self._worker(ev)
         addr, length = ev.args
         self._guard(ev, w, addr, length)
-        return self._errno(w.syscall(OP_MUNMAP, addr, length))
+        return _errno(w.syscall(OP_MUNMAP, addr, length))
 
     def _ranged(self, ev: Event, op: int, *extra: int) -> Any:
         """munlock/mlock/mprotect/madvise: refused over the worker's own
@@ -702,7 +706,7 @@ class LiveSession:
         r = w.syscall(op, addr, length, *extra)
         if r == 0:
             self._check_foreign(ev, w, (addr, addr + length))
-        return self._errno(r)
+        return _errno(r)
 
     def _mprotect(self, ev: Event) -> Any:
         return self._ranged(ev, OP_MPROTECT, ev.args[2])
@@ -730,7 +734,7 @@ class LiveSession:
         r = w.syscall(OP_MREMAP, addr, old_len, new_len, flags, new_addr or 0)
         if r >= 0:
             self._check_foreign(ev, w, (addr, addr + old_len), (r, r + new_len))
-        return self._errno(r)
+        return _errno(r)
 
     def _brk(self, ev: Event) -> int:
         w = self._worker(ev)
@@ -775,7 +779,7 @@ class LiveSession:
         with open(f"/proc/{w.kpid}/pagemap", "rb", buffering=0) as f:
             for v in vmas:
                 e = self._pagemap(f.fileno(), v)
-                idx = np.flatnonzero(e >> np.uint64(63))
+                idx = np.flatnonzero(e & np.uint64(PM_PRESENT))
                 out.update((v.start + (idx << PAGE_SHIFT)).tolist())
         return out
 
@@ -843,7 +847,7 @@ class LiveSession:
         with open(f"/proc/{w.kpid}/pagemap", "rb", buffering=0) as f:
             for v in vmas:
                 e = self._pagemap(f.fileno(), v)
-                idx = np.flatnonzero(e >> np.uint64(62))
+                idx = np.flatnonzero(e & np.uint64(PM_PRESENT | PM_SWAP))
                 for i, ent in zip(idx.tolist(), e[idx].tolist()):
                     addr = v.start + (i << PAGE_SHIFT)
                     if not ent & PM_PRESENT:
