@@ -199,6 +199,50 @@ def test_file_mapping_reads_the_declared_tokens() -> None:
     assert [p["token"] for p in proc(st, 1)["pages"]] == ["data:2", "data:3"]
 
 
+def fmap(pid: int, addr: int, n: int, prot: str, flags: list[str], name: str, offset: int,
+         mode: str) -> dict:
+    return {"op": "mmap", "pid": pid, "addr": addr, "len": n * P, "prot": prot,
+            "flags": flags + ["fixed"], "file": {"name": name, "offset": offset, "open": mode}}
+
+
+def test_open_modes_are_the_descriptors_modes() -> None:
+    res, _, _ = run({"op": "file", "name": "f", "size": 4 * P}, {"op": "spawn", "pid": 1},
+                    fmap(1, B, 1, "rw-", ["shared"], "f", 0, "r"),
+                    fmap(1, B, 1, "r--", ["shared"], "f", 0, "r"),
+                    fmap(1, B + P, 1, "r--", ["private"], "f", 0, "w"),
+                    fmap(1, B + P, 1, "rw-", ["shared"], "f", 0, "rw"))
+    assert [r["result"] for r in res[2:]] == ["EACCES", B, "EACCES", B + P]
+
+
+def test_file_vmas_merge_only_through_one_description() -> None:
+    _, st, _ = run({"op": "file", "name": "f", "size": 8 * P}, {"op": "spawn", "pid": 1},
+                   fmap(1, B, 1, "r--", ["private"], "f", 0, "rw"),
+                   fmap(1, B + P, 1, "r--", ["private"], "f", P, "rw"),
+                   fmap(1, B + 2 * P, 1, "r--", ["private"], "f", 2 * P, "r"))
+    assert [(m["start"], m["end"], m["pgoff"]) for m in proc(st, 1)["maps"]] == \
+        [(B, B + 2 * P, 0), (B + 2 * P, B + 3 * P, 2)]
+
+
+def test_a_tree_shares_one_open_file_description() -> None:
+    import ctypes
+    from rmaplab.trace.live import LiveSession
+    t = trace({"op": "file", "name": "f", "size": P}, {"op": "spawn", "pid": 1},
+              {"op": "fork", "pid": 1, "child": 2},
+              fmap(2, B, 1, "r--", ["shared"], "f", 0, "rw"),     # the child first
+              fmap(1, B, 1, "r--", ["shared"], "f", 0, "rw"),
+              {"op": "spawn", "pid": 3}, fmap(3, B, 1, "r--", ["shared"], "f", 0, "rw"))
+    with LiveSession(t.filename) as s:
+        for ev in t.events:
+            assert s.step(ev)["result"] in (None, B)
+        w = {pid: s._workers[pid] for pid in (1, 2, 3)}
+        kcmp = ctypes.CDLL(None, use_errno=True).syscall
+
+        def same(a: int, b: int) -> bool:     # kcmp(KCMP_FILE): 0 when one struct file
+            return kcmp(312, w[a].kpid, w[b].kpid, 0, w[a].fds[("f", "rw")],
+                        w[b].fds[("f", "rw")]) == 0
+        assert same(1, 2) and not same(1, 3)
+
+
 def test_shared_anonymous_memory_is_shared_across_fork() -> None:
     res, st, _ = run({"op": "spawn", "pid": 1},
                      anon(1, B, 1, flags=["shared", "anonymous", "fixed"]),
@@ -263,6 +307,7 @@ def test_pageout_moves_an_anonymous_page_to_swap() -> None:
     assert out[B + P]["state"] == "present"
     assert res[5]["read"] == ["swapped", "swapped"]
     assert back[B]["state"] == "present" and back[B]["token"] == "swapped"
+    assert "rmaplab-live-" not in Path("/proc/swaps").read_text()      # swapped off
 
 
 def test_prot_none_page_token_is_still_observed() -> None:
@@ -387,3 +432,36 @@ def test_observe_of_a_thousand_pages_is_fast() -> None:
         took = time.perf_counter() - t0
     assert len(pages(st, 1)) == 1000
     assert took < 0.1
+
+
+def test_interrupted_session_cleans_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rmaplab.trace import live
+    t = trace({"op": "spawn", "pid": 1}, anon(1, B, 1))
+    with pytest.raises(KeyboardInterrupt):
+        with live.LiveSession(t.filename) as s:
+            s.step(t.events[0])
+            tmp, kpid = s._res.tmp, s._workers[1].kpid
+
+            def interrupted(*a: Any, **k: Any) -> Any:
+                raise KeyboardInterrupt
+            monkeypatch.setattr(live._Worker, "call", interrupted)
+            s.step(t.events[1])
+    assert not tmp.exists() and not _alive(kpid)
+
+
+def test_build_helper_reasons(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from rmaplab.trace import live
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(live.shutil, "which", lambda name: None)
+    with pytest.raises(live.LiveUnavailable, match="no C compiler"):
+        live.build_helper()
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(live, "_CC_FLAGS", live._CC_FLAGS + ("-fno-such-option",))
+    with pytest.raises(live.LiveUnavailable, match="cannot build the live worker: .*no-such-option"):
+        live.build_helper()
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    exe = live.build_helper()
+    assert exe.parent == tmp_path / "rmaplab" and exe.name.startswith("live-helper-")
+    assert live.build_helper() == exe
