@@ -465,3 +465,17 @@ def test_build_helper_reasons(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     exe = live.build_helper()
     assert exe.parent == tmp_path / "rmaplab" and exe.name.startswith("live-helper-")
     assert live.build_helper() == exe
+
+
+def test_a_worker_killed_under_the_session_is_a_live_error() -> None:
+    import signal
+    from rmaplab.trace.live import LiveError, LiveSession
+    t = trace({"op": "spawn", "pid": 1}, anon(1, B, 1))
+    with LiveSession(t.filename) as s:
+        s.step(t.events[0])
+        w = s._workers[1]
+        os.kill(w.kpid, signal.SIGKILL)
+        w.wait_gone(5.0)
+        with pytest.raises(LiveError, match=r"^live\.jsonl:2: mmap: the live worker of pid 1 died"):
+            s.step(t.events[1])
+        assert s.observe(None, 2)["processes"] == []
