@@ -275,7 +275,6 @@ def corpus() -> list[T]:
     t.mremap(1, 100, 1, 1, ["maymove"]).mremap(1, 0, 1, 0, []).mremap(1, 0, 1, 1, ["fixed"], 5)
     t.mremap(1, 0, 2, 2, ["maymove", "fixed"], 1).mremap(1, 0, 1, 1, ["maymove", "fixed"], 0)
     t._e(op="mmap", pid=1, addr=(1 << 47) - P, len=P, prot="rw-", flags=list(ANON), file=None)
-    t._e(op="mmap", pid=1, addr=(1 << 47) - 2 * P, len=P, prot="rw-", flags=list(ANON), file=None)
     t._e(op="mmap", pid=1, addr=None, len=1 << 47, prot="rw-", flags=["private", "anonymous"],
          file=None)
 

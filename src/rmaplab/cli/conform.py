@@ -91,6 +91,7 @@ class ConformReport:
     scheme: str = ""
     first: dict[str, Any] = field(default_factory=dict)       # category -> Divergence
     counts: dict[str, int] = field(default_factory=dict)      # category -> events differing
+    differing: int = 0                                        # events with any difference
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -105,6 +106,7 @@ class ConformReport:
                 "categories": {c: (self.first[c].as_dict() if c in self.first else None)
                                for c in CATEGORIES},
                 "events_differing": {c: self.counts.get(c, 0) for c in CATEGORIES},
+                "events_agreeing": self.events - self.differing,
                 "notes": self.notes, "seconds": round(self.seconds, 3)}
 
 
@@ -136,8 +138,9 @@ class SavedRun:
 
     def step(self, ev: Any) -> dict:
         rec = next(self._steps, None)
-        if rec is None or rec["result"]["event"] != ev.index:
-            raise UsageError(f"the saved run does not match the trace at event {ev.index}")
+        if rec is None or rec["result"]["event"] != ev.index or rec["result"]["op"] != ev.op:
+            raise UsageError(f"the saved run does not match the trace at event {ev.index} "
+                             f"({ev.op}, line {ev.line})")
         self._state = rec["state"]
         return rec["result"]
 
@@ -186,9 +189,12 @@ def conform_trace(trace: Any, config: Any, side: Any,
     have_frames = not any("frame" in n for n in notes)
     have_mapcount = not any("map count" in n for n in notes)
 
+    seen: set[int] = set()
+
     def first(cat: str, ev: Any, what: str, pid: Any, kernel_v: Any = None, model_v: Any = None,
               pic: list[str] | None = None) -> None:
         rep.counts[cat] = rep.counts.get(cat, 0) + 1
+        seen.add(ev.index)
         if cat not in rep.first:
             rep.first[cat] = Divergence(cat, ev.index, ev.line, ev.op, pid, what, kernel_v, model_v,
                                         pic or [])
@@ -214,6 +220,7 @@ def conform_trace(trace: Any, config: Any, side: Any,
         rep.events += 1
         if progress is not None:
             progress(rep.events)
+    rep.differing = len(seen)
     rep.notes = list(notes)
     rep.seconds = time.perf_counter() - t0
     return rep
@@ -360,7 +367,8 @@ def _print(rep: ConformReport, quiet: bool) -> None:
     out = sys.stdout
     verdict = "agree" if rep.agree else "differ"
     out.write(f"{rep.trace}: {rep.events} events, profile {rep.profile} "
-              f"(scheme {rep.scheme}): kernel and model {verdict}\n")
+              f"(scheme {rep.scheme}): kernel and model {verdict}"
+              f"{'' if rep.agree else f' ({rep.events - rep.differing} events agree in every category)'}\n")
     for n in rep.notes:
         out.write(f"  note: {n}\n")
     for cat in CATEGORIES:

@@ -10,11 +10,12 @@ ZERO_PAGE is PG_reserved and never counted.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any
 
 import numpy as np
 
-from rmaplab.asm.page import PAGE_SHIFT
+from rmaplab.asm.page import PAGE_SHIFT, PTRS_PER_PTE
 from rmaplab.asm.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW,
                                  PTE_PFN_SHIFT)
 from rmaplab.errors import InvariantError
@@ -311,34 +312,45 @@ def _fault_chunk(ctx: Any, vma: VmAreaStruct, s: int, e: int, write: bool,
 def do_fault_around(ctx: Any, vma: VmAreaStruct, f: File, faulted: np.ndarray, s: int, e: int,
                     wbit: int) -> None:
     """``do_fault_around`` → ``filemap_map_pages`` for the read faults at
-    ``faulted`` (vpns in ``[s, e)``, which the caller maps): each faulting
-    page's window of ``fault_around_pages`` (aligned down, clipped to the
-    VMA, its page table and EOF) also gets its empty ptes filled from the
-    page cache, not young. Only the first and last windows reach outside
-    ``[s, e)``; those pages are mapped here.
+    ``faulted`` (vpns in ``[s, e)``, which the caller maps). The CPU goes
+    page by page: a page still without a pte faults, and its window, from
+    the largest of (the page rounded down to ``fault_around_pages``, the
+    VMA start, the page table's start) for ``fault_around_pages`` pages,
+    clipped to the VMA end, the page table's end and EOF, gets its empty
+    ptes filled from the page cache, not young. Pages of windows outside
+    ``[s, e)`` are mapped here.
 
     The model's page cache of a regular file counts as warm (a window page
     not yet cached is read in, as readahead of the first fault would have
     done; on a cold file Linux maps only the faulting page the first time);
-    shmem maps only pages its object already holds."""
+    shmem maps only pages its object already holds, besides the faulting
+    one."""
     nr = ctx.config.fault_around_pages
     vstart, vend = vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT
     eof = vstart + f.size_pages - vma.vm_pgoff
-    extra = []
-    for v, lo, hi in ((int(faulted[0]), None, s), (int(faulted[-1]), e, None)):
-        ws = max(v - v % nr, vstart)
-        we = min(v - v % nr + nr, vend, eof)
-        extra.append(np.arange(ws if lo is None else max(ws, lo), we if hi is None else min(we, hi),
-                               dtype=np.int64))
-    cand = np.unique(np.concatenate(extra))
-    if not len(cand):
-        return
     pgd = vma.vm_mm.pgd
-    cand = cand[np.array([pgd.get(v) == 0 for v in cand.tolist()], dtype=bool)]
-    if f.shmem and len(cand):
-        idx = _file_indices(vma, cand)
-        cand = cand[np.array([f.page_cache.get(int(i)) != 0 for i in idx], dtype=bool)]
-    if len(cand):
+    pc = f.page_cache
+    fv = faulted.tolist()
+    extra: dict[int, None] = {}
+    j = 0
+    while j < len(fv):
+        v = fv[j]
+        ws = max(v - v % nr, vstart)
+        we = min(ws + nr, vend, (v | (PTRS_PER_PTE - 1)) + 1, eof)
+        cached = None
+        if f.shmem:
+            base = vma.vm_pgoff - vstart
+            cached = {p for p in range(ws, we) if p == v or pc.get(p + base)}
+        if ws < s or we > e:
+            for p in range(ws, we):
+                if (p < s or p >= e) and (cached is None or p in cached) and not pgd.get(p):
+                    extra[p] = None
+        # the next page that faults: the first one this window left empty
+        j = bisect_left(fv, we, j + 1) if cached is None else j + 1
+        while cached is not None and j < len(fv) and fv[j] in cached:
+            j += 1
+    if extra:
+        cand = np.fromiter(extra, dtype=np.int64, count=len(extra))
         pgd.scatter_points(cand, _map_file_pages(ctx, vma, f, cand, wbit) & ~_YOUNG)
         ctx.stat.fault_around += len(cand)
 

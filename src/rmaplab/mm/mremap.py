@@ -61,8 +61,9 @@ def move_vma(ctx: Any, vma: VmAreaStruct, old_addr: int, old_len: int, new_len: 
     """``move_vma``: copy_vma at the destination, move the ptes, unmap the
     old range with VM_ACCOUNT concealed so its charge is kept. With
     MREMAP_DONTUNMAP (``dontunmap_complete``) the source stays mapped and
-    empty, loses VM_LOCKED and VM_ACCOUNT, and, if it was moved whole, its
-    anon_vma."""
+    empty, loses VM_LOCKED and, if it was moved whole, its anon_vma; it
+    keeps VM_ACCOUNT (6.18, as observed: an October 2025 fix stopped
+    clearing it)."""
     mm = vma.vm_mm
     if mm.map_count >= mm.max_map_count - 3:
         raise SyscallError("ENOMEM", "map_count near max_map_count")
@@ -75,7 +76,7 @@ def move_vma(ctx: Any, vma: VmAreaStruct, old_addr: int, old_len: int, new_len: 
         mm.total_vm += new_len >> PAGE_SHIFT
         if vma.vm_flags & VM_LOCKED:
             mm.locked_vm += new_len >> PAGE_SHIFT
-        vma.vm_flags &= ~(VM_LOCKED | VM_ACCOUNT)
+        vma.vm_flags &= ~VM_LOCKED      # VM_ACCOUNT stays (a 6.18 fix; observed)
         if new_vma is not vma and vma.vm_start == old_addr and vma.vm_end == old_addr + old_len:
             ctx.scheme.vma_unlink_anon(vma)
         return new_addr

@@ -400,6 +400,12 @@ class LiveSession:
         self._names: dict[str, str] = {}      # real path -> trace file name
         self._swap_checked = False
         self._cpu = min(os.sched_getaffinity(0))
+        # The controller runs on the workers' CPU too: pages it puts in the
+        # page cache (declared files) then sit in that CPU's LRU batch,
+        # which the workers' own calls drain (MADV_PAGEOUT skips a folio
+        # that is not on the LRU yet; seen as a flaky pageout otherwise).
+        self._affinity = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {self._cpu})
         self._root = os.geteuid() == 0
         if not self._root:
             self._note("not root: frames, map counts and zero_page are null (pagemap hides "
@@ -432,6 +438,7 @@ class LiveSession:
         """Kill every worker, disable and delete the temporary swap file,
         remove the temporary files. Safe to call twice."""
         self._finalizer()
+        os.sched_setaffinity(0, self._affinity)
 
     # -- what the caller asks ---------------------------------------------------------------
 
