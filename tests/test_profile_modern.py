@@ -373,3 +373,47 @@ def test_replay_maps_offset_follows_the_profile(prof, tmp_path, capsys):
     offset = line.split()[2]
     assert offset == ("00000000" if prof == "modern" else f"{addr(0):08x}")
 
+
+
+@pytest.mark.parametrize("prof", kernels())
+def test_madvise_and_mlock_merge_in_modern_and_only_split_in_2_6_7(prof):
+    k = new_kernel(profile=prof)
+    mapx(k, 0, 6)
+    assert k.madvise(1, addr(2), 2 * P, "random") == 0
+    assert draw(k, n=6) == "AABBCC"
+    assert k.madvise(1, addr(2), 2 * P, "normal") == 0
+    # 2.6.7 never merges back; modern's vma_modify_flags does
+    assert draw(k, n=6) == ("AAAAAA" if prof == "modern" else "AABBCC")
+    k.mlock(1, addr(0), 2 * P)
+    k.munlock(1, addr(0), 2 * P)
+    assert draw(k, n=6) == ("AAAAAA" if prof == "modern" else "AABBCC")
+    # advice that changes nothing splits in 2.6.7 only
+    assert k.madvise(1, addr(4), P, "normal") == 0
+    assert draw(k, n=6) == ("AAAAAA" if prof == "modern" else "AABBCD")
+    check(k)
+
+
+@pytest.mark.parametrize("prof", kernels())
+def test_cow_fault_beyond_eof_leaves_an_anon_vma_in_modern(prof):
+    k = new_kernel(profile=prof)
+    k.declare_file("f", P)
+    k.mmap(1, addr(0), 3 * P, "rw-", ["private", "fixed"], file="f")
+    assert k.touch(1, addr(2), P, "w", "x").result == "SIGBUS"
+    assert (vma_at(k, 0).anon_vma is not None) == (prof == "modern")
+    check(k)
+
+
+def test_item8_a_window_cut_to_one_page_by_eof_maps_nothing(m):
+    m.declare_file("f", 3 * P)
+    m.mmap(1, addr(14), 6 * P, "r--", ["private", "fixed"], file="f")
+    # fault at page 17 (file page 3, beyond EOF): window [16, 20), EOF cuts
+    # it to page 16 alone, which is not mapped (observed on 6.18)
+    assert m.touch(1, addr(17), P, "r").result == "SIGBUS"
+    assert draw(m, what="pte", n=6, base=addr(14)) == "------"
+    m.declare_file("g", 4 * P)
+    m.mmap(1, addr(46), 8 * P, "r--", ["private", "fixed"], file="g")
+    # fault at page 51 (file page 5): window [48, 54) cut to pages 48-49
+    # (file pages 2-3): both mapped
+    assert m.touch(1, addr(51), P, "r").result == "SIGBUS"
+    assert draw(m, what="pte", n=8, base=addr(46)) == "--ff----"
+    check(m)

@@ -64,9 +64,17 @@ RULES: dict[str, Rule] = {
     "fault_around_pages": Rule(0, 16,
                                "a read fault on a file or shmem VMA also maps up to this many "
                                "neighbouring page-cache pages (do_fault_around)"),
+    "cow_fault_anon_vma_first": Rule(False, True,
+                                     "a write fault on a private file mapping prepares the "
+                                     "anon_vma before it reads the page (do_cow_fault), so one "
+                                     "that ends in SIGBUS beyond EOF leaves an anon_vma"),
     "fork_copy_anon_only": Rule(False, True,
                                 "fork copies page tables only of VMAs with an anon_vma "
                                 "(vma_needs_copy); others fill by faults"),
+    "vma_modify_merges": Rule(False, True,
+                              "madvise's read-ahead advice and mlock/munlock merge the changed "
+                              "range with compatible neighbours and leave an unchanged VMA "
+                              "unsplit (vma_modify_flags); 2.6 only splits"),
     "madvise_cold_pageout": Rule(False, True, "MADV_COLD and MADV_PAGEOUT (5.4)"),
     "madvise_willneed_anon": Rule(False, True,
                                   "MADV_WILLNEED on anonymous memory succeeds (2.6.7: EBADF)"),
@@ -133,7 +141,9 @@ class Config:
     mremap_dontunmap: bool = None  # type: ignore[assignment]
     mremap_dup_private_einval: bool = None  # type: ignore[assignment]
     fault_around_pages: int = None  # type: ignore[assignment]
+    cow_fault_anon_vma_first: bool = None  # type: ignore[assignment]
     fork_copy_anon_only: bool = None  # type: ignore[assignment]
+    vma_modify_merges: bool = None  # type: ignore[assignment]
     madvise_cold_pageout: bool = None  # type: ignore[assignment]
     madvise_willneed_anon: bool = None  # type: ignore[assignment]
     maps_offset: str = None  # type: ignore[assignment]

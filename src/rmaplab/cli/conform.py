@@ -47,6 +47,9 @@ examples:
       again without running anything on the kernel
   rmaplab conform tests/conformance/*.jsonl --from-run tests/conformance/
       with a directory: each trace's run is NAME.kernel.jsonl there
+  rmaplab conform --random 500 --keep diverged/
+      500 random programs (seeds 1-500) on the kernel and in the model; the
+      ones that differ go to diverged/, cut after their first difference
 
 exit status: 0 every trace agrees, 1 some category differs, 2 bad trace or
 option, 3 the live kernel cannot be used here (the reason is printed).
@@ -59,7 +62,13 @@ def register(sub: Any) -> None:
         "conform", help="compare the model with the live kernel, op by op",
         description=__doc__.replace("``", "'"), epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("traces", nargs="+", metavar="TRACE", help="trace file(s)")
+    p.add_argument("traces", nargs="*", metavar="TRACE", help="trace file(s)")
+    p.add_argument("--random", type=int, metavar="N", default=0,
+                   help="also run N random traces (rmaplab.workloads.random_trace)")
+    p.add_argument("--seed", type=int, default=1, help="first seed of --random (default 1)")
+    p.add_argument("--keep", metavar="DIR",
+                   help="with --random: write each trace that differs to DIR, cut after the "
+                        "event where it first differs")
     add_profile_option(p, default="modern")
     p.add_argument("--scheme", default=None,
                    help="reverse-mapping scheme (default: the profile's)")
@@ -250,7 +259,11 @@ def run(args: argparse.Namespace) -> int:
     if args.scheme is not None:
         kw["scheme"] = args.scheme
     Config(**kw)                      # a bad scheme is a usage error before anything runs
+    if not args.traces and not args.random:
+        raise UsageError("name a trace, or --random N")
     worst = 0
+    if args.random:
+        worst = _random(args, kw)
     for path in args.traces:
         try:
             trace = read_trace(path)
@@ -272,6 +285,51 @@ def run(args: argparse.Namespace) -> int:
             _print(rep, args.quiet)
         worst = max(worst, 0 if rep.agree else 1)
     return worst
+
+
+def _random(args: argparse.Namespace, kw: dict) -> int:
+    """``--random N``: random traces on the kernel and in the model."""
+    from rmaplab.config import Config
+    from rmaplab.trace.live import LiveError, LiveSession, LiveUnavailable
+    from rmaplab.trace.reader import parse_trace
+    from rmaplab.workloads.random_trace import random_trace
+    agree = events = agreeing = refused = 0
+    cats: dict[str, int] = {}
+    for seed in range(args.seed, args.seed + args.random):
+        lines = [json.dumps(e) for e in random_trace(seed)]
+        trace = parse_trace(lines, filename=f"random-{seed}.jsonl")
+        try:
+            with LiveSession(trace.filename, swap=args.swap) as side:
+                rep = conform_trace(trace, Config(**kw), side)
+        except LiveUnavailable as e:
+            print(f"rmaplab: the live kernel cannot be used here: {e}", file=sys.stderr)
+            return 3
+        except LiveError:
+            refused += 1            # it reached the worker's own mappings
+            continue
+        events += rep.events
+        agreeing += rep.events - rep.differing
+        agree += rep.agree
+        for c in rep.first:
+            cats[c] = cats.get(c, 0) + 1
+        if not rep.agree:
+            first = min(d.event for d in rep.first.values())
+            if args.keep:
+                os.makedirs(args.keep, exist_ok=True)
+                with open(os.path.join(args.keep, trace.filename), "w") as f:
+                    f.write("\n".join(lines[:first + 1]) + "\n")
+            if not args.json:
+                _print(rep, quiet=True)
+    done = args.random - refused
+    summary = {"random": args.random, "ran": done, "agree": agree, "events": events,
+               "events_agreeing": agreeing, "first_differences": cats, "refused": refused}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"random traces: {agree} of {done} agree ({refused} refused: they touched the "
+              f"worker's own mappings); {agreeing} of {events} events agree in every category; "
+              f"first differences by category: {cats or 'none'}")
+    return 0 if agree == done else 1
 
 
 class _Unavailable(Exception):

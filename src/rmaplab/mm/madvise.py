@@ -1,6 +1,7 @@
 """madvise (mm/madvise.c, 2.6.11): NORMAL, RANDOM, SEQUENTIAL only set
 read-ahead flags (splitting, even when nothing changes, and never
-merging); WILLNEED reads file pages ahead (EBADF on anonymous memory, or
+merging; under ``vma_modify_merges`` they merge and leave an unchanged VMA
+whole); WILLNEED reads file pages ahead (EBADF on anonymous memory, or
 success under ``madvise_willneed_anon``); DONTNEED zaps the ptes (EINVAL on
 a locked VMA). A hole gives ENOMEM after the rest of the range was advised.
 
@@ -19,7 +20,7 @@ from rmaplab.asm.page import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, ULONG_MASK
 from rmaplab.asm.pgtable import _PAGE_ACCESSED, _PAGE_PRESENT, PTE_PFN_SHIFT
 from rmaplab.errors import SyscallError
 from rmaplab.mm.memory import find_or_read_pages, zap_page_range
-from rmaplab.mm.mlock import split_range
+from rmaplab.mm.mlock import modify_range
 from rmaplab.mm.mm_types import VM_LOCKED, VM_RAND_READ, VM_SEQ_READ, MmStruct, VmAreaStruct
 from rmaplab.mm.page import PG_active, PG_lru, PG_referenced, ZERO_PFN
 from rmaplab.mm.vmscan import shrink_list
@@ -33,13 +34,12 @@ ADVICE = {"normal": MADV_NORMAL, "random": MADV_RANDOM, "sequential": MADV_SEQUE
 
 def madvise_vma(ctx: Any, vma: VmAreaStruct, start: int, end: int, behavior: int) -> None:
     if behavior in (MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL):
-        vma = split_range(ctx, vma, start, end)
         flags = vma.vm_flags & ~(VM_SEQ_READ | VM_RAND_READ)
         if behavior == MADV_SEQUENTIAL:
             flags |= VM_SEQ_READ
         elif behavior == MADV_RANDOM:
             flags |= VM_RAND_READ
-        vma.vm_flags = flags
+        modify_range(ctx, vma, start, end, flags)
     elif behavior == MADV_WILLNEED:
         if vma.vm_file is None:
             if ctx.config.madvise_willneed_anon:

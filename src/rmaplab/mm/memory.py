@@ -320,6 +320,9 @@ def do_fault_around(ctx: Any, vma: VmAreaStruct, f: File, faulted: np.ndarray, s
     ptes filled from the page cache, not young. Pages of windows outside
     ``[s, e)`` are mapped here.
 
+    A window cut to a single page maps nothing (observed on 6.18, where it
+    shows when the faulting page lies beyond EOF).
+
     The model's page cache of a regular file counts as warm (a window page
     not yet cached is read in, as readahead of the first fault would have
     done; on a cold file Linux maps only the faulting page the first time);
@@ -341,7 +344,9 @@ def do_fault_around(ctx: Any, vma: VmAreaStruct, f: File, faulted: np.ndarray, s
         if f.shmem:
             base = vma.vm_pgoff - vstart
             cached = {p for p in range(ws, we) if p == v or pc.get(p + base)}
-        if ws < s or we > e:
+        # observed on 6.18: a window that EOF cuts to a single page maps
+        # nothing (only visible when the faulting page lies beyond EOF)
+        if (ws < s or we > e) and we - ws > 1:
             for p in range(ws, we):
                 if (p < s or p >= e) and (cached is None or p in cached) and not pgd.get(p):
                     extra[p] = None

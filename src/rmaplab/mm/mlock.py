@@ -1,7 +1,8 @@
 """mlock and munlock (mm/mlock.c, 2.6.11): split at the range ends, set or
 clear VM_LOCKED, fault the pages in. Never merges (the rmap 40 comment:
-neither mlock nor madvise remerges). A split refused at max_map_count
-gives EAGAIN.
+neither mlock nor madvise remerges), unless ``vma_modify_merges`` (modern:
+the changed range merges with compatible neighbours). A split refused at
+max_map_count gives EAGAIN.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 from rmaplab.asm.page import PAGE_ALIGN, PAGE_MASK, ULONG_MASK
 from rmaplab.errors import SyscallError
 from rmaplab.mm.mm_types import VM_LOCKED, MmStruct, VmAreaStruct
-from rmaplab.mm.mmap import make_pages_present, split_vma
+from rmaplab.mm.mmap import make_pages_present, split_vma, vma_modify_flags
 
 
 def split_range(ctx: Any, vma: VmAreaStruct, start: int, end: int) -> VmAreaStruct:
@@ -28,11 +29,26 @@ def split_range(ctx: Any, vma: VmAreaStruct, start: int, end: int) -> VmAreaStru
     return vma
 
 
+def modify_range(ctx: Any, vma: VmAreaStruct, start: int, end: int, newflags: int) -> VmAreaStruct:
+    """Give ``[start, end)`` of ``vma`` the flags ``newflags`` (mlock, and
+    madvise's read-ahead advice). 2.6: split at the range's ends (EAGAIN if
+    refused) and never merge. Under ``vma_modify_merges`` (modern
+    ``vma_modify_flags``) a VMA whose flags do not change stays whole, and
+    the range merges with a compatible neighbour or is split out."""
+    if not ctx.config.vma_modify_merges:
+        vma = split_range(ctx, vma, start, end)
+        vma.vm_flags = newflags
+        return vma
+    if newflags == vma.vm_flags:
+        return vma
+    prev = vma if start > vma.vm_start else vma.vm_prev
+    return vma_modify_flags(ctx, vma, prev, start, end, newflags)
+
+
 def mlock_fixup(ctx: Any, vma: VmAreaStruct, start: int, end: int, newflags: int) -> None:
     if newflags == vma.vm_flags:
         return
-    vma = split_range(ctx, vma, start, end)
-    vma.vm_flags = newflags
+    vma = modify_range(ctx, vma, start, end, newflags)
     pages = (end - start) >> 12
     if newflags & VM_LOCKED:
         vma.vm_mm.locked_vm += pages

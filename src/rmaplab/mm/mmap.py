@@ -243,6 +243,26 @@ def split_vma(ctx: Any, mm: MmStruct, vma: VmAreaStruct, addr: int, new_below: b
     ctx.stat.vma_splits += 1
 
 
+def vma_modify_flags(ctx: Any, vma: VmAreaStruct, prev: VmAreaStruct | None, start: int,
+                     end: int, newflags: int) -> VmAreaStruct:
+    """Give ``[start, end)`` of ``vma`` the flags ``newflags``: merge it with
+    ``prev`` and/or the next VMA (vma_merge cases 4-8), else split it out.
+    The merge-or-split of 2.6's ``mprotect_fixup``, which modern kernels
+    share as ``vma_modify_flags``. Returns the VMA that covers the range."""
+    mm = vma.vm_mm
+    pgoff = vma.vm_pgoff + ((start - vma.vm_start) >> PAGE_SHIFT)
+    merged = vma_merge(ctx, mm, prev, start, end, newflags, vma.anon_vma, vma.vm_file, pgoff, vma)
+    if merged is not None:
+        vma = merged
+    else:
+        if start != vma.vm_start:
+            split_vma(ctx, mm, vma, start, True)
+        if end != vma.vm_end:
+            split_vma(ctx, mm, vma, end, False)
+    vma.vm_flags = newflags
+    return vma
+
+
 def find_mergeable_anon_vma(vma: VmAreaStruct, accept: Any = None) -> Any:
     """``find_mergeable_anon_vma`` (rmap 40): the anon_vma of a touching
     neighbour that mprotect could later merge with ``vma`` (same file,

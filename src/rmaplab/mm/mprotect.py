@@ -20,7 +20,7 @@ from rmaplab.asm.pgtable import _PAGE_PRESENT, _PAGE_RW
 from rmaplab.errors import SyscallError
 from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_GROWSDOWN, VM_GROWSUP, VM_PROT_MASK, VM_SHARED,
                                  VM_WRITE, MmStruct, VmAreaStruct)
-from rmaplab.mm.mmap import split_vma, vma_merge
+from rmaplab.mm.mmap import vma_modify_flags
 
 
 def pte_writable(vm_flags: int) -> bool:
@@ -66,16 +66,7 @@ def mprotect_fixup(ctx: Any, vma: VmAreaStruct, prev: VmAreaStruct | None, start
           and vma.anon_vma is None):
         # 6.x: an anonymous VMA never written gives its charge back
         newflags &= ~VM_ACCOUNT
-    pgoff = vma.vm_pgoff + ((start - vma.vm_start) >> PAGE_SHIFT)
-    merged = vma_merge(ctx, mm, prev, start, end, newflags, vma.anon_vma, vma.vm_file, pgoff, vma)
-    if merged is not None:
-        vma = merged
-    else:
-        if start != vma.vm_start:
-            split_vma(ctx, mm, vma, start, True)
-        if end != vma.vm_end:
-            split_vma(ctx, mm, vma, end, False)
-    vma.vm_flags = newflags
+    vma = vma_modify_flags(ctx, vma, prev, start, end, newflags)
     change_protection(vma, start, end, newflags)
     return vma
 
