@@ -19,7 +19,6 @@ Rows left out, and why:
 
 from __future__ import annotations
 
-import pytest
 
 from conftest import (P, PROT_BITS, VM_ACCOUNT, VM_LOCKED, VM_READ, VM_WRITE, addr, check,
                       draw, errno_of, mapx, new_kernel, pic, read, snapshot, spans, vma_at,

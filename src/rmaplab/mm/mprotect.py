@@ -56,7 +56,6 @@ def mprotect_fixup(ctx: Any, vma: VmAreaStruct, prev: VmAreaStruct | None, start
     """``mprotect_fixup``: give ``[start, end)`` of ``vma`` the new flags,
     by merging with a neighbour (vma_merge cases 4–8) or by splitting.
     Returns the new ``*pprev``."""
-    mm = vma.vm_mm
     if newflags == vma.vm_flags:
         return vma
     if newflags & VM_WRITE:
