@@ -53,12 +53,18 @@ counted by reason in the summary and in the trace header; the import goes on.
 The details are in the docstring of rmaplab.trace.strace."""
 
 
-def add_import_options(p: argparse.ArgumentParser) -> None:
-    """Options shared with ``rmaplab record``."""
-    p.add_argument("--touch", choices=TOUCH_POLICIES, default="write-new-private",
-                   metavar="POLICY",
-                   help="how to make up page accesses: none, write-new-private (default), "
-                        "read-all")
+def add_import_options(p: argparse.ArgumentParser, touch_choices: tuple = TOUCH_POLICIES,
+                       touch_default: str | None = "write-new-private") -> None:
+    """Options shared with ``rmaplab record`` (which adds ``observed`` to the
+    touch policies and chooses the default by recorder)."""
+    if touch_default is None:
+        what = ("observed (the ptrace recorder's default: the pages the command touched), "
+                "or made up from strace's log: write-new-private (the default with --via "
+                "strace), read-all, none")
+    else:
+        what = f"how to make up page accesses: {', '.join(touch_choices)} (default {touch_default})"
+    p.add_argument("--touch", choices=touch_choices, default=touch_default, metavar="POLICY",
+                   help=what)
     p.add_argument("--touch-limit", metavar="SIZE", default=None,
                    help=f"largest single touch, e.g. 16M (default {DEFAULT_TOUCH_LIMIT >> 20}M)")
     p.add_argument("--pid-map", action="store_true",

@@ -132,6 +132,8 @@ import orjson
 
 PAGE = 4096
 _MASK = PAGE - 1
+#: where the model's program break starts (rmaplab.kernel.system.START_BRK)
+MODEL_START_BRK = 0x600000
 
 TOUCH_POLICIES = ("none", "write-new-private", "read-all")
 ADDRESS_MODES = ("hint", "as-called")
@@ -795,6 +797,23 @@ class _Maps:
                 pieces.append(_cut(x, end, x.end))
         self._replace(i, j, pieces)
 
+    def gaps(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The parts of ``[start, end)`` that no segment covers."""
+        i, j = self._span(start, end)
+        out = []
+        pos = start
+        for x in self.segs[i:j]:
+            if x.start > pos:
+                out.append((pos, x.start))
+            pos = max(pos, x.end)
+        if pos < end:
+            out.append((pos, end))
+        return out
+
+    def overlaps(self, start: int, end: int) -> bool:
+        i, j = self._span(start, end)
+        return i < j
+
     def at(self, addr: int) -> _Seg | None:
         i = bisect_right(self.starts, addr) - 1
         if i >= 0 and self.segs[i].end > addr:
@@ -811,6 +830,13 @@ class _Mm:
     users: set = field(default_factory=set)
     maps: _Maps = field(default_factory=_Maps)
     brk: int | None = None
+    #: the spawn/exec/fork event that made this address space: events
+    #: synthesised for what execve built go right after it
+    origin: dict | None = None
+    #: every range the log mapped since the origin (never shrinks)
+    seen: _Maps = field(default_factory=_Maps)
+    #: the first brk since the origin has been seen (or was inherited)
+    brk_placed: bool = False
 
 
 @dataclass(eq=False)
@@ -845,6 +871,8 @@ class ImportReport:
     #: (strace pid, trace pid, role) for each task
     pids: list = field(default_factory=list)
     touches_capped: int = 0
+    #: events made for what the log cannot show (by reason), not in ``ops``
+    synthesized: Counter = field(default_factory=Counter)
     order: str = "one log"
     touch: str = "write-new-private"
     addresses: str = "hint"
@@ -860,6 +888,9 @@ class ImportReport:
         text = (f"strace import of {self.name}: {self.lines} lines, {self.events} events, "
                 f"{self.unusable_total} unusable ({why or 'none'})")
         extra = [f"touch policy {self.touch}", f"addresses {self.addresses}"]
+        if self.synthesized:
+            extra.append("synthesized: " + ", ".join(
+                f"{k} {v}" for k, v in sorted(self.synthesized.items())))
         if self.dropped:
             extra.append("dropped flags: " + ", ".join(
                 f"{k} {v}" for k, v in sorted(self.dropped.items())))
@@ -881,6 +912,8 @@ class ImportReport:
             out.append("  ignored: " + ", ".join(f"{k} {v}" for k, v in sorted(self.ignored.items())))
         if self.touches_capped:
             out.append(f"  touches capped at the touch limit: {self.touches_capped}")
+        for k, v in sorted(self.synthesized.items()):
+            out.append(f"  synthesized: {k}: {v}")
         out.append(f"  touch policy {self.touch}; addresses {self.addresses}; order: {self.order}")
         return "\n".join(out)
 
@@ -898,6 +931,13 @@ class ImportResult:
             yield ("# " + c).encode()
         for ev in self.events:
             yield orjson.dumps(ev)
+
+    def reproduction(self, profile: str = "modern", keep: int = 20) -> Any:
+        """Replay the trace on the model and count the recorded results
+        (the events with ``expect``) it reproduces (``rmaplab.trace.reproduce``)."""
+        from rmaplab.trace.reproduce import reproduction
+        recorded = [i for i, e in enumerate(self.events) if "expect" in e]
+        return reproduction(self.lines(), recorded, profile, keep)
 
     def write(self, path: str) -> None:
         data = b"\n".join(self.lines()) + b"\n"
@@ -939,6 +979,8 @@ class _Importer:
         self.mapped_size: dict[str, int] = {}
         self.file_touches: list[tuple[dict, str, int]] = []
         self.tokens: Counter = Counter()
+        #: id(origin event) -> (brk placement events, image mappings) to put after it
+        self.inserts: dict[int, tuple[list[dict], list[dict]]] = {}
 
     # -- pids and tasks ------------------------------------------------------------
 
@@ -991,7 +1033,7 @@ class _Importer:
     def _need(self, mm: _Mm) -> None:
         """The trace must have created the process before it acts."""
         if not mm.spawned:
-            self.emit({"op": "spawn", "pid": mm.pid})
+            mm.origin = self.emit({"op": "spawn", "pid": mm.pid})
             mm.spawned = True
             self.live_pids.add(mm.pid)
 
@@ -1049,8 +1091,63 @@ class _Importer:
         if path not in self.files:
             self.files[path] = self.emit({"op": "file", "name": path, "size": 0})
 
+    # -- what execve built -------------------------------------------------------
+
+    def _mapped(self, mm: _Mm, seg: _Seg) -> None:
+        mm.maps.add(seg)
+        mm.seen.add(seg)
+
+    def _synth(self, mm: _Mm, ev: dict, why: str, first: bool = False, now: bool = False) -> None:
+        """An event for what execve made and the log cannot show: placed
+        right after the event that made the address space (``now``: here)."""
+        self.r.synthesized[why] += 1
+        if now or mm.origin is None:
+            self.events.append(ev)
+            return
+        lists = self.inserts.setdefault(id(mm.origin), ([], []))
+        lists[0 if first else 1].append(ev)
+
+    def _place_brk(self, mm: _Mm, addr: int, c: Call, ok: bool) -> None:
+        """At the first brk since the address space was made: when it is
+        brk(NULL), start the model's break where the recorded one was (the
+        model's starts lower, at MODEL_START_BRK: grow it to the break and
+        unmap what that mapped below)."""
+        if mm.brk_placed:
+            return
+        mm.brk_placed = True
+        start = c.ret
+        if addr != 0 or not ok or start is None or start <= MODEL_START_BRK:
+            return
+        if mm.seen.overlaps(MODEL_START_BRK, _page_up(start) + PAGE):
+            return
+        why = "heap placed at the recorded break"
+        self._synth(mm, {"op": "brk", "pid": mm.pid, "addr": start}, why, first=True)
+        self._synth(mm, {"op": "munmap", "pid": mm.pid, "addr": MODEL_START_BRK,
+                         "len": start - MODEL_START_BRK}, why, first=True)
+
+    def _prove(self, mm: _Mm, start: int, end: int) -> None:
+        """A call succeeded on ``[start, end)``, which must then be mapped:
+        the parts the log never showed mapped were mapped by execve (the
+        program's and the loader's images). Map them (anonymous, rw-)."""
+        for a, b in mm.maps.gaps(start, end):
+            now = mm.seen.overlaps(a, b)      # unmapped in the log since: map it here
+            self._synth(mm, {"op": "mmap", "pid": mm.pid, "addr": a, "len": b - a,
+                             "prot": "rw-", "flags": ["private", "anonymous", "fixed"],
+                             "file": None}, "image mappings proven by later calls", now=now)
+            self._mapped(mm, _Seg(a, b, "rw-", False, None, 0))
+
     def finish(self) -> list[dict]:
-        """Settle file sizes, clip file touches to them, drop emptied touches."""
+        """Place the synthesised events, settle file sizes, clip file
+        touches to them, drop emptied touches."""
+        if self.inserts:
+            placed = []
+            for ev in self.events:
+                placed.append(ev)
+                extra = self.inserts.get(id(ev))
+                if extra:
+                    placed.extend(extra[0])
+                    placed.extend(extra[1])
+            self.events = placed
         for path, ev in self.files.items():
             ev["size"] = self.stat_size.get(path, self.mapped_size.get(path, 0))
         gone = set()
@@ -1130,12 +1227,13 @@ class _Importer:
             return
         self._need(parent.mm)
         mm = _Mm(pid=self._trace_pid(child_tid), owner=child_tid, spawned=True,
-                 maps=parent.mm.maps.copy(), brk=parent.mm.brk)
+                 maps=parent.mm.maps.copy(), brk=parent.mm.brk, seen=parent.mm.seen.copy(),
+                 brk_placed=True)
         mm.users.add(child_tid)
         self.live_pids.add(mm.pid)
         self._add_task(_Task(child_tid, child_tid, mm, fds))
         self.r.pids.append((child_tid, mm.pid, f"child of {c.pid}"))
-        self.emit({"op": "fork", "pid": parent.mm.pid, "child": mm.pid})
+        mm.origin = self.emit({"op": "fork", "pid": parent.mm.pid, "child": mm.pid})
 
     def _exec(self, c: Call) -> None:
         if c.ret != 0:
@@ -1151,19 +1249,21 @@ class _Importer:
             new.users.add(t.tid)
             self.live_pids.add(new.pid)
             self.emit({"op": "fork", "pid": mm.pid, "child": new.pid})
-            self.emit({"op": "exec", "pid": new.pid})
+            new.origin = self.emit({"op": "exec", "pid": new.pid})
             self.r.pids.append((t.tid, new.pid, f"exec'ed off the mm of pid {mm.pid}"))
             t.mm = new
             mm = new
         else:
-            self.emit({"op": "exec", "pid": mm.pid})
+            mm.origin = self.emit({"op": "exec", "pid": mm.pid})
             for other in list(self.groups.get(t.tgid, ())):
                 if other is not t:             # exec ends the other threads
                     other.alive = False
                     self.groups[t.tgid].discard(other)
                     mm.users.discard(other.tid)
             mm.maps = _Maps()
+            mm.seen = _Maps()
             mm.brk = None
+            mm.brk_placed = False
         t.fds = _Fds({fd: v for fd, v in t.fds.table.items() if not v[1]})
         if t.tid != t.tgid:                   # a non-leader thread exec'ed: it takes the tgid
             mm.users.discard(t.tid)
@@ -1337,7 +1437,7 @@ class _Importer:
         if ok:
             start = c.ret
             shared = "shared" in flags
-            mm.maps.add(_Seg(start, start + _page_up(length), prot, shared, path, off))
+            self._mapped(mm, _Seg(start, start + _page_up(length), prot, shared, path, off))
             if path is None and shared and self.touch == "write-new-private":
                 return
             self._touch_new(mm, start, length, prot, shared, path, off)
@@ -1363,6 +1463,8 @@ class _Importer:
             self.r.dropped[o] += 1
         mm = t.mm
         self._need(mm)
+        if ok and length:
+            self._prove(mm, addr, addr + _page_up(length))
         self.emit({"op": "mprotect", "pid": mm.pid, "addr": addr, "len": length,
                    "prot": prot, "expect": expect})
         if ok:
@@ -1397,7 +1499,7 @@ class _Importer:
         if seg is None:
             return
         off = seg.off + (addr - seg.start) if seg.path else 0
-        mm.maps.add(_Seg(res, res + new_l, seg.prot, seg.shared, seg.path, off))
+        self._mapped(mm, _Seg(res, res + new_l, seg.prot, seg.shared, seg.path, off))
         if new_l > old_l:
             grow_off = off + old_l if seg.path else 0
             if seg.path is None and seg.shared and self.touch == "write-new-private":
@@ -1409,6 +1511,7 @@ class _Importer:
         addr = _num(c.args[0])
         mm = t.mm
         self._need(mm)
+        self._place_brk(mm, addr, c, ok)
         self.emit({"op": "brk", "pid": mm.pid, "addr": addr, "expect": expect})
         if not ok:
             return
@@ -1419,7 +1522,7 @@ class _Importer:
             return
         a, b = _page_up(old), _page_up(new)
         if b > a:
-            mm.maps.add(_Seg(a, b, "rw-", False, None, 0))
+            self._mapped(mm, _Seg(a, b, "rw-", False, None, 0))
             self._touch_new(mm, a, b - a, "rw-", False, None, 0)
         elif b < a:
             mm.maps.remove(b, a)
@@ -1434,6 +1537,8 @@ class _Importer:
             raise _Unusable(f"madvise {adv}")
         mm = t.mm
         self._need(mm)
+        if ok and length:
+            self._prove(mm, addr, addr + _page_up(length))
         self.emit({"op": "madvise", "pid": mm.pid, "addr": addr, "len": length,
                    "advice": _MADV[adv], "expect": expect})
 
@@ -1441,15 +1546,17 @@ class _Importer:
         a = c.args
         if c.name == "mlock2" and len(a) > 2 and a[2].strip() != "0":
             raise _Unusable(f"mlock2 {a[2].strip()}")
-        self._range(t, "mlock", a, expect)
+        self._range(t, "mlock", a, expect, ok)
 
     def _munlock(self, t: _Task, c: Call, expect: Any, ok: bool) -> None:
-        self._range(t, "munlock", c.args, expect)
+        self._range(t, "munlock", c.args, expect, ok)
 
-    def _range(self, t: _Task, op: str, a: list[str], expect: Any) -> None:
+    def _range(self, t: _Task, op: str, a: list[str], expect: Any, ok: bool) -> None:
         addr, length = _num(a[0]), _num(a[1])
         mm = t.mm
         self._need(mm)
+        if ok and length:
+            self._prove(mm, addr & ~_MASK, _page_up(addr + length))
         self.emit({"op": op, "pid": mm.pid, "addr": addr, "len": length, "expect": expect})
 
 
