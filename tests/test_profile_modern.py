@@ -417,3 +417,34 @@ def test_item8_a_window_cut_to_one_page_by_eof_maps_nothing(m):
     assert m.touch(1, addr(51), P, "r").result == "SIGBUS"
     assert draw(m, what="pte", n=8, base=addr(46)) == "--ff----"
     check(m)
+
+
+@pytest.mark.parametrize("prof", kernels())
+def test_noreserve_is_a_vma_flag_that_blocks_merges_in_modern(prof):
+    k = new_kernel(profile=prof)
+    mapx(k, 0, 2, "r--", extra=["noreserve"])
+    mapx(k, 2, 2, "r--")
+    assert draw(k, n=4) == ("AABB" if prof == "modern" else "AAAA")
+    check(k)
+
+
+@pytest.mark.parametrize("prof", kernels())
+def test_populate_and_mlock_fault_in_every_kind_of_vma_in_modern(prof):
+    k = new_kernel(profile=prof)
+    k.declare_file("f", 4 * P)
+    mapx(k, 0, 2, extra=["populate"])                         # private anonymous rw-
+    mapx(k, 3, 2, "r--", extra=["populate"])                  # private anonymous r--
+    k.mmap(1, addr(6), 2 * P, "r--", ["private", "fixed", "populate"], file="f")
+    if prof == "modern":
+        # write faults for private writable memory, read faults otherwise
+        assert draw(k, what="pte", n=8) == "AA.zz.ff"
+    else:                                 # 2.6.11 populates only shared file mappings
+        assert draw(k, what="pte", n=8) == "--.--.--"
+    mapx(k, 9, 2, "---")
+    if prof == "modern":
+        # mlock locks the range first, then faults; PROT_NONE cannot be faulted: ENOMEM
+        assert errno_of(k.mlock, 1, addr(9), 2 * P) == "ENOMEM"
+        assert vma_at(k, 9).vm_flags & 0x2000
+        k.mprotect(1, addr(9), 2 * P, "rw-")                  # locked, now writable: COW now
+        assert draw(k, what="pte", n=2, base=addr(9)) == "AA"
+    check(k)

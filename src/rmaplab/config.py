@@ -44,6 +44,10 @@ RULES: dict[str, Rule] = {
     "mmap_huge_len_enomem": Rule(False, True,
                                  "a length above TASK_SIZE: ENOMEM from get_unmapped_area "
                                  "(modern) or EINVAL from do_mmap_pgoff (2.6.7)"),
+    "vm_noreserve": Rule(False, True,
+                         "MAP_NORESERVE leaves VM_NORESERVE on the VMA (smaps nr): it blocks "
+                         "merges with other VMAs, and mprotect adding write then charges no "
+                         "VM_ACCOUNT; 2.6 only skipped the charge at mmap"),
     "mprotect_drop_account": Rule(False, True,
                                   "mprotect removing write from an anonymous VMA that has "
                                   "no anon_vma drops VM_ACCOUNT (so it merges with fresh "
@@ -68,6 +72,12 @@ RULES: dict[str, Rule] = {
                                      "a write fault on a private file mapping prepares the "
                                      "anon_vma before it reads the page (do_cow_fault), so one "
                                      "that ends in SIGBUS beyond EOF leaves an anon_vma"),
+    "mm_populate": Rule(False, True,
+                        "MAP_POPULATE, MAP_LOCKED and mlock fault pages in as __mm_populate "
+                        "does: every kind of VMA, write faults for private writable memory, "
+                        "read faults (zero page, fault-around) otherwise; mlock locks the whole "
+                        "range first and a failed fault is ENOMEM. 2.6: make_pages_present, and "
+                        "MAP_POPULATE only for shared file mappings"),
     "fork_copy_anon_only": Rule(False, True,
                                 "fork copies page tables only of VMAs with an anon_vma "
                                 "(vma_needs_copy); others fill by faults"),
@@ -134,6 +144,7 @@ class Config:
     mmap_len0_einval: bool = None  # type: ignore[assignment]
     mmap_fixed_noreplace: bool = None  # type: ignore[assignment]
     mmap_huge_len_enomem: bool = None  # type: ignore[assignment]
+    vm_noreserve: bool = None  # type: ignore[assignment]
     mprotect_drop_account: bool = None  # type: ignore[assignment]
     mremap_expand_merge: bool = None  # type: ignore[assignment]
     mremap_lookup_first: bool = None  # type: ignore[assignment]
@@ -142,6 +153,7 @@ class Config:
     mremap_dup_private_einval: bool = None  # type: ignore[assignment]
     fault_around_pages: int = None  # type: ignore[assignment]
     cow_fault_anon_vma_first: bool = None  # type: ignore[assignment]
+    mm_populate: bool = None  # type: ignore[assignment]
     fork_copy_anon_only: bool = None  # type: ignore[assignment]
     vma_modify_merges: bool = None  # type: ignore[assignment]
     madvise_cold_pageout: bool = None  # type: ignore[assignment]

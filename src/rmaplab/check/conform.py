@@ -35,7 +35,7 @@ PAGE = 4096
 CATEGORIES = ("result", "layout", "present", "sharing", "mapcount", "data")
 
 #: VmFlags (``/proc/PID/smaps``) both the model and the kernel can name
-COMPARED_VMFLAGS = ("rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "lo", "ac")
+COMPARED_VMFLAGS = ("rd", "wr", "ex", "sh", "mr", "mw", "me", "ms", "gd", "lo", "ac", "nr")
 
 
 @dataclass

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from rmaplab.asm.page import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, TASK_UNMAPPED_BASE, ULONG_MASK
-from rmaplab.asm.pgtable import _PAGE_RW
 from rmaplab.config import Config
 from rmaplab.errors import OOMKilled, SyscallError
 from rmaplab.kernel.abi import MMAP_FLAGS, MREMAP_FLAGS, AbiError, parse_flags, parse_prot
@@ -31,8 +30,8 @@ from rmaplab.mm.context import MmContext
 from rmaplab.mm.filemap import FMODES
 from rmaplab.mm.fork import dup_mmap
 from rmaplab.mm.madvise import ADVICE, sys_madvise
-from rmaplab.mm.memory import do_fault_around, fault_range
-from rmaplab.mm.mm_types import (VM_EXEC, VM_GROWSDOWN, VM_READ, VM_SHARED, VM_WRITE, MmStruct,
+from rmaplab.mm.memory import fault_range, fault_sigbus
+from rmaplab.mm.mm_types import (VM_EXEC, VM_GROWSDOWN, VM_READ, VM_WRITE, MmStruct,
                                  VmAreaStruct)
 from rmaplab.mm.mmap import (MAP_ANONYMOUS, do_mmap_pgoff, do_munmap, exit_mmap,
                              install_special_mapping, sys_brk)
@@ -260,31 +259,11 @@ class Kernel:
             if stop > vpn:
                 out.append(fault_range(self.ctx, vma, vpn, stop, write, tid))
             if sig == "SIGBUS":
-                self._sigbus_fault(vma, stop, write)
+                fault_sigbus(self.ctx, vma, stop, write)
             if sig:
                 return self._signal(sig, stop << PAGE_SHIFT, out, write)
             vpn = end
         return TouchResult("ok", self._tokens(out) if not write else None)
-
-    def _sigbus_fault(self, vma: VmAreaStruct, vpn: int, write: bool) -> None:
-        """What a fault that ends in SIGBUS (a file page beyond EOF) still
-        does first. A read runs ``do_fault_around`` before ``filemap_fault``
-        says SIGBUS, so the window's pages below EOF get mapped; a write to
-        a private mapping (``do_cow_fault``) prepares the anon_vma before it
-        asks for the page, under ``cow_fault_anon_vma_first`` (2.6's
-        do_no_page asked first). Both seen on 6.18 by ``rmaplab conform
-        --random``."""
-        f = vma.vm_file
-        if f is None or vma.vm_mm.pgd.get(vpn) or vma.vm_pgoff + vpn - (vma.vm_start >> PAGE_SHIFT) < 0:
-            return
-        if write:
-            if not vma.vm_flags & VM_SHARED and self.config.cow_fault_anon_vma_first:
-                self.scheme.anon_vma_prepare(vma)
-            return
-        if self.config.fault_around_pages < 2:
-            return
-        wbit = _PAGE_RW if (vma.vm_flags & VM_SHARED and vma.vm_flags & VM_WRITE) else 0
-        do_fault_around(self.ctx, vma, f, np.array([vpn], dtype=np.int64), vpn, vpn + 1, wbit)
 
     def _allowed(self, vma: VmAreaStruct, s: int, e: int, write: bool) -> tuple[int, str | None]:
         """How far into ``[s, e)`` the access gets, and the signal there."""

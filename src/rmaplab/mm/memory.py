@@ -360,6 +360,25 @@ def do_fault_around(ctx: Any, vma: VmAreaStruct, f: File, faulted: np.ndarray, s
         ctx.stat.fault_around += len(cand)
 
 
+def fault_sigbus(ctx: Any, vma: VmAreaStruct, vpn: int, write: bool) -> None:
+    """What a fault that ends in SIGBUS (a file page beyond EOF) still
+    does first. A read runs ``do_fault_around`` before ``filemap_fault``
+    says SIGBUS, so the window's pages below EOF get mapped; a write to a
+    private mapping (``do_cow_fault``) prepares the anon_vma before it asks
+    for the page, under ``cow_fault_anon_vma_first`` (2.6's do_no_page
+    asked first). Both seen on 6.18 by ``rmaplab conform --random``."""
+    f = vma.vm_file
+    if f is None or vma.vm_mm.pgd.get(vpn) or vma.vm_pgoff + vpn - (vma.vm_start >> PAGE_SHIFT) < 0:
+        return
+    if write:
+        if not vma.vm_flags & VM_SHARED and ctx.config.cow_fault_anon_vma_first:
+            ctx.scheme.anon_vma_prepare(vma)
+        return
+    if ctx.config.fault_around_pages > 1:
+        wbit = _PAGE_RW if (vma.vm_flags & VM_SHARED and vma.vm_flags & VM_WRITE) else 0
+        do_fault_around(ctx, vma, f, np.array([vpn], dtype=np.int64), vpn, vpn + 1, wbit)
+
+
 def _map_file_pages(ctx: Any, vma: VmAreaStruct, f: File, vpns: np.ndarray, wbit: int) -> np.ndarray:
     """do_no_page for file pages: page cache lookup, a reference per pte,
     ``page_add_file_rmap``."""

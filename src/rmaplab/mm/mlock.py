@@ -12,7 +12,7 @@ from typing import Any
 from rmaplab.asm.page import PAGE_ALIGN, PAGE_MASK, ULONG_MASK
 from rmaplab.errors import SyscallError
 from rmaplab.mm.mm_types import VM_LOCKED, MmStruct, VmAreaStruct
-from rmaplab.mm.mmap import make_pages_present, split_vma, vma_modify_flags
+from rmaplab.mm.mmap import make_pages_present, mm_populate, split_vma, vma_modify_flags
 
 
 def split_range(ctx: Any, vma: VmAreaStruct, start: int, end: int) -> VmAreaStruct:
@@ -46,12 +46,17 @@ def modify_range(ctx: Any, vma: VmAreaStruct, start: int, end: int, newflags: in
 
 
 def mlock_fixup(ctx: Any, vma: VmAreaStruct, start: int, end: int, newflags: int) -> None:
+    """``mlock_fixup``: the range gets or loses VM_LOCKED; 2.6 faults a
+    newly locked range in here (modern ``do_mlock`` does it afterwards for
+    the whole range, ``mm_populate``)."""
     if newflags == vma.vm_flags:
         return
     vma = modify_range(ctx, vma, start, end, newflags)
     pages = (end - start) >> 12
     if newflags & VM_LOCKED:
         vma.vm_mm.locked_vm += pages
+        if ctx.config.mm_populate:
+            return
         # The VMA stays locked even when the prefault fails.
         err = make_pages_present(ctx, vma.vm_mm, start, end)
         if err:
@@ -82,7 +87,12 @@ def do_mlock(ctx: Any, mm: MmStruct, start: int, length: int, on: bool) -> int:
         mlock_fixup(ctx, vma, nstart, tmp, newflags)
         nstart = tmp
         if nstart >= end:
-            return 0
+            break
         vma = mm.find_vma(nstart)
         if vma is None or vma.vm_start != nstart:
             raise SyscallError("ENOMEM", "range has a hole")
+    if on and ctx.config.mm_populate:
+        # __mlock_posix_error_return: a fault that failed is ENOMEM
+        if mm_populate(ctx, mm, start, end, False):
+            raise SyscallError("ENOMEM", "mm_populate could not fault the range in")
+    return 0

@@ -18,10 +18,11 @@ from rmaplab.asm.page import (MMAP_MIN_ADDR, PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT, 
                               STACK_GUARD_GAP, TASK_SIZE, TASK_UNMAPPED_BASE)
 from rmaplab.errors import SyscallError
 from rmaplab.mm.filemap import FMODE_READ, FMODE_WRITE, File
-from rmaplab.mm.memory import check_no_pte, fault_range, zap_page_range
-from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC,
+from rmaplab.mm.memory import check_no_pte, fault_range, fault_sigbus, zap_page_range
+from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC,
                                  VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_PROT_MASK, VM_READ, VM_SHARED,
-                                 VM_DONTEXPAND, VM_IO, VM_SPECIAL, VM_WRITE, MmStruct, VmAreaStruct)
+                                 VM_DONTEXPAND, VM_IO, VM_NORESERVE, VM_SPECIAL, VM_WRITE, MmStruct,
+                                 VmAreaStruct)
 
 # mmap prot and flags (include/asm-generic/mman.h, x86_64 values)
 PROT_READ, PROT_WRITE, PROT_EXEC = 0x1, 0x2, 0x4
@@ -442,6 +443,8 @@ def do_mmap_pgoff(ctx: Any, mm: MmStruct, file: File | None, addr: int, length: 
         vma, prev = mm.find_vma_prev(addr)
     if file is not None and vm_flags & VM_GROWSDOWN:
         raise SyscallError("EINVAL", "MAP_GROWSDOWN of a file")
+    if flags & MAP_NORESERVE and config.vm_noreserve:
+        vm_flags |= VM_NORESERVE        # (overcommit is not "never")
     if not (flags & MAP_NORESERVE):
         if vm_flags & VM_SHARED:
             vm_flags |= VM_ACCOUNT
@@ -463,6 +466,11 @@ def do_mmap_pgoff(ctx: Any, mm: MmStruct, file: File | None, addr: int, length: 
     mm.total_vm += length >> PAGE_SHIFT
     if vm_flags & VM_LOCKED:
         mm.locked_vm += length >> PAGE_SHIFT
+    if config.mm_populate:
+        if vm_flags & VM_LOCKED or flags & MAP_POPULATE:
+            mm_populate(ctx, mm, addr, addr + length, True)
+        return addr
+    if vm_flags & VM_LOCKED:
         make_pages_present(ctx, mm, addr, addr + length)
     if flags & MAP_POPULATE:
         populate(ctx, mm, addr, addr + length)
@@ -505,6 +513,49 @@ def make_pages_present(ctx: Any, mm: MmStruct, start: int, end: int) -> str | No
     if done == total:
         return None
     return "EPERM" if done else "EFAULT"
+
+
+def mm_populate(ctx: Any, mm: MmStruct, start: int, end: int, ignore_errors: bool) -> str | None:
+    """Modern ``__mm_populate`` (MAP_POPULATE, MAP_LOCKED, mlock, locked
+    mremap growth): each VMA of the range but special ones, in order, by
+    ``populate_vma_page_range``: write faults where the VMA is private and
+    writable (COW broken), read faults otherwise (the zero page for
+    anonymous memory, page cache and fault-around for files), forced
+    through any protection but PROT_NONE. An error (PROT_NONE, a file page
+    beyond EOF) stops the walk and is returned as "EFAULT", unless
+    ``ignore_errors`` (mmap's populate) goes on with the next VMA."""
+    addr = start
+    while addr < end:
+        vma = mm.find_vma(addr)
+        if vma is None or vma.vm_start >= end:
+            return None
+        s, e = max(addr, vma.vm_start) >> PAGE_SHIFT, min(end, vma.vm_end) >> PAGE_SHIFT
+        addr = e << PAGE_SHIFT
+        if vma.vm_flags & VM_IO:
+            continue
+        err = populate_vma_page_range(ctx, vma, s, e)
+        if err and not ignore_errors:
+            return err
+    return None
+
+
+def populate_vma_page_range(ctx: Any, vma: VmAreaStruct, s: int, e: int) -> str | None:
+    """``populate_vma_page_range`` (modern): fault vpns ``[s, e)`` of
+    ``vma`` in as ``get_user_pages`` would; "EFAULT" where it stops."""
+    flags = vma.vm_flags
+    write = (flags & (VM_WRITE | VM_SHARED)) == VM_WRITE
+    if not flags & (VM_READ | VM_WRITE | VM_EXEC):
+        return "EFAULT"                     # GUP without FOLL_FORCE on PROT_NONE
+    stop = e
+    f = vma.vm_file
+    if f is not None:
+        stop = min(e, max(s, (vma.vm_start >> PAGE_SHIFT) + f.size_pages - vma.vm_pgoff))
+    if s < stop:
+        fault_range(ctx, vma, s, stop, write, None)
+    if stop < e:
+        fault_sigbus(ctx, vma, stop, write)
+        return "EFAULT"
+    return None
 
 
 def populate(ctx: Any, mm: MmStruct, start: int, end: int) -> None:

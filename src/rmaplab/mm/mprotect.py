@@ -18,9 +18,9 @@ import numpy as np
 from rmaplab.asm.page import PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT, ULONG_MASK
 from rmaplab.asm.pgtable import _PAGE_PRESENT, _PAGE_RW
 from rmaplab.errors import SyscallError
-from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_GROWSDOWN, VM_GROWSUP, VM_PROT_MASK, VM_SHARED,
-                                 VM_WRITE, MmStruct, VmAreaStruct)
-from rmaplab.mm.mmap import vma_modify_flags
+from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_GROWSDOWN, VM_GROWSUP, VM_LOCKED, VM_NORESERVE,
+                                 VM_PROT_MASK, VM_SHARED, VM_WRITE, MmStruct, VmAreaStruct)
+from rmaplab.mm.mmap import populate_vma_page_range, vma_modify_flags
 
 
 def pte_writable(vm_flags: int) -> bool:
@@ -59,14 +59,19 @@ def mprotect_fixup(ctx: Any, vma: VmAreaStruct, prev: VmAreaStruct | None, start
     if newflags == vma.vm_flags:
         return vma
     if newflags & VM_WRITE:
-        if not vma.vm_flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED):
+        if not vma.vm_flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE):
             newflags |= VM_ACCOUNT
     elif (ctx.config.mprotect_drop_account and newflags & VM_ACCOUNT and vma.vm_file is None
           and vma.anon_vma is None):
         # 6.x: an anonymous VMA never written gives its charge back
         newflags &= ~VM_ACCOUNT
+    oldflags = vma.vm_flags
     vma = vma_modify_flags(ctx, vma, prev, start, end, newflags)
     change_protection(vma, start, end, newflags)
+    if (ctx.config.mm_populate and (oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED)) == VM_LOCKED
+            and newflags & VM_WRITE):
+        # modern: a locked private VMA becoming writable breaks COW now
+        populate_vma_page_range(ctx, vma, start >> PAGE_SHIFT, end >> PAGE_SHIFT)
     return vma
 
 

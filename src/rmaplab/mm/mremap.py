@@ -19,7 +19,7 @@ from rmaplab.mm.memory import fault_range
 from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_DONTEXPAND, VM_LOCKED, VM_MAYSHARE, VM_SHARED,
                                  MmStruct, VmAreaStruct)
 from rmaplab.mm.mmap import (MAP_FIXED, MAP_SHARED, copy_vma, do_munmap, get_unmapped_area,
-                             make_pages_present, vma_adjust, vma_merge)
+                             make_pages_present, mm_populate, vma_adjust, vma_merge)
 from rmaplab.mm.page import ZERO_PFN
 
 MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
@@ -101,8 +101,17 @@ def move_vma(ctx: Any, vma: VmAreaStruct, old_addr: int, old_len: int, new_len: 
     if vm_flags & VM_LOCKED:
         mm.locked_vm += new_len >> PAGE_SHIFT
         if new_len > old_len:
-            make_pages_present(ctx, mm, new_addr + old_len, new_addr + new_len)
+            _populate(ctx, mm, new_addr + old_len, new_addr + new_len)
     return new_addr
+
+
+def _populate(ctx: Any, mm: MmStruct, start: int, end: int) -> None:
+    """The grown part of a locked VMA is faulted in: ``make_pages_present``
+    (2.6) or ``mm_populate`` (modern)."""
+    if ctx.config.mm_populate:
+        mm_populate(ctx, mm, start, end, True)
+    else:
+        make_pages_present(ctx, mm, start, end)
 
 
 def _expand_in_place(ctx: Any, vma: VmAreaStruct, addr: int, old_len: int, new_len: int) -> None:
@@ -122,7 +131,7 @@ def _expand_in_place(ctx: Any, vma: VmAreaStruct, addr: int, old_len: int, new_l
     mm.total_vm += pages
     if vma.vm_flags & VM_LOCKED:
         mm.locked_vm += pages
-        make_pages_present(ctx, mm, addr + old_len, end)
+        _populate(ctx, mm, addr + old_len, end)
 
 
 def do_mremap(ctx: Any, mm: MmStruct, addr: int, old_len: int, new_len: int, flags: int,

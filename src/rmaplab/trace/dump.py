@@ -26,8 +26,8 @@ import numpy as np
 from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_DONTCOPY, VM_DONTEXPAND, VM_EXEC, VM_GROWSDOWN,
                                  VM_IO, VM_LOCKED, VM_MAYEXEC, VM_MAYREAD, VM_MAYSHARE,
-                                 VM_MAYWRITE, VM_RAND_READ, VM_READ, VM_SEQ_READ, VM_SHARED,
-                                 VM_WRITE)
+                                 VM_MAYWRITE, VM_NORESERVE, VM_RAND_READ, VM_READ, VM_SEQ_READ,
+                                 VM_SHARED, VM_WRITE)
 
 ZERO_PFN = 0
 
@@ -50,7 +50,7 @@ VMFLAG_NAMES = ((VM_READ, "rd"), (VM_WRITE, "wr"), (VM_EXEC, "ex"), (VM_SHARED, 
                 (VM_MAYREAD, "mr"), (VM_MAYWRITE, "mw"), (VM_MAYEXEC, "me"), (VM_MAYSHARE, "ms"),
                 (VM_GROWSDOWN, "gd"), (VM_LOCKED, "lo"), (VM_IO, "io"), (VM_SEQ_READ, "sr"),
                 (VM_RAND_READ, "rr"), (VM_DONTCOPY, "dc"), (VM_DONTEXPAND, "de"),
-                (VM_ACCOUNT, "ac"))
+                (VM_ACCOUNT, "ac"), (VM_NORESERVE, "nr"))
 
 
 def vmflags(vm_flags: int) -> list[str]:

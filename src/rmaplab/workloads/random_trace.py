@@ -59,6 +59,13 @@ def random_trace(seed: int, events: int = 40, procs: int = 3) -> list[dict[str, 
                 flags.append("fixed")
             elif where == "noreplace":
                 flags.append("fixed_noreplace")
+            extra = rnd.random()
+            if extra < 0.05:
+                flags.append("populate")
+            elif extra < 0.08:
+                flags.append("locked")
+            elif extra < 0.12:
+                flags.append("noreserve")
             f = None
             if backing == "anon":
                 flags.append("anonymous")
@@ -84,6 +91,11 @@ def random_trace(seed: int, events: int = 40, procs: int = 3) -> list[dict[str, 
             if "fixed" in flags or "dontunmap" in flags:
                 e["new_addr"] = addr()
             out.append(e)
+        elif r < 0.64:
+            out.append({"op": rnd.choice(("mlock", "munlock")), "pid": pid, "addr": addr(),
+                        "len": rnd.randint(1, 5) * P})
+        elif r < 0.65 and rnd.random() < 0.3:
+            out.append({"op": "exec", "pid": pid})
         elif r < 0.68:
             out.append({"op": "madvise", "pid": pid, "addr": addr(), "len": rnd.randint(1, 5) * P,
                         "advice": rnd.choice(ADVICE)})
