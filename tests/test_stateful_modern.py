@@ -5,7 +5,8 @@ profile changes or adds (top-down mmap anywhere, MAP_FIXED_NOREPLACE,
 descriptors opened r/w/rw, 6.17 multi-VMA mremap moves and shrinks,
 MREMAP_DONTUNMAP, old_len 0 views, growth that merges, MADV_COLD and
 MADV_PAGEOUT, fault-around on file and shmem reads, fork that skips VMAs
-without an anon_vma, the reclaim event) together with the old ones, on
+without an anon_vma, MAP_POPULATE/MAP_LOCKED/mlock population, VM_NORESERVE,
+the reclaim event) together with the old ones, on
 small memory with swap. After every step: ``validate`` (every kernel
 invariant) and ``check_rmap_complete`` (every rmap walk finds exactly the
 ptes a brute-force scan of all page tables finds). A data oracle checks what
@@ -129,11 +130,12 @@ class ModernMachine(RuleBasedStateMachine):
 
     @rule(pid=procs, page=pages, n=lengths, prot=prots, shared=st.booleans(),
           backing=st.sampled_from(["anon", "anon", "f0", "f1"]), fixed=st.sampled_from(
-              ["fixed", "fixed", "fixed_noreplace", "hint", "anywhere"]), mode=opens)
-    def mmap(self, pid, page, n, prot, shared, backing, fixed, mode) -> None:
+              ["fixed", "fixed", "fixed_noreplace", "hint", "anywhere"]), mode=opens,
+          extra=st.sampled_from([[], [], [], ["populate"], ["locked"], ["noreserve"]]))
+    def mmap(self, pid, page, n, prot, shared, backing, fixed, mode, extra) -> None:
         if not self._alive(pid):
             return
-        flags = ["shared" if shared else "private"]
+        flags = ["shared" if shared else "private", *extra]
         file = None if backing == "anon" else backing
         if file is None:
             flags.append("anonymous")
@@ -197,6 +199,11 @@ class ModernMachine(RuleBasedStateMachine):
     def touch_vma(self, pid, idx, write) -> None:
         if self._alive(pid) and (got := self._vma(pid, idx)) is not None:
             self.touch(pid, got[0], min(got[1], 4), write)
+
+    @rule(pid=procs, page=pages, n=lengths, on=st.booleans())
+    def mlock(self, pid, page, n, on) -> None:
+        if self._alive(pid):
+            self._call(self.k.mlock if on else self.k.munlock, pid, a(page), n * P)
 
     @rule(pid=procs, page=pages, n=lengths, advice=advices)
     def madvise(self, pid, page, n, advice) -> None:
