@@ -16,8 +16,8 @@ from rmaplab import __version__
 from rmaplab.errors import ConfigError
 
 #: subcommand modules, in the order ``--help`` lists them
-COMMANDS = ("compare", "sweep", "demo", "replay", "conform", "generate", "import_strace", "record",
-            "bench")
+COMMANDS = ("compare", "sweep", "demo", "show", "replay", "conform", "generate", "import_strace",
+            "record", "bench")
 
 
 class UsageError(Exception):

@@ -15,14 +15,14 @@ head, so walks go newest first, as in the kernel.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import count
+from itertools import count, islice
 from typing import Any
 
 import numpy as np
 
 from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.errors import InvariantError
-from rmaplab.rmap.scheme import RmapScheme
+from rmaplab.rmap.scheme import RmapScheme, vma_address, vma_ref
 
 
 class AnonVma:
@@ -179,6 +179,39 @@ class AnonVmaScheme(RmapScheme):
             raise InvariantError(f"pfn {pfn}: page->mapping names a freed anon_vma")
         st.lock_anon_vma += 1
         yield from self.walk_vmas(av.walk(), int(mem.index[pfn]))
+
+    # -- description (read-only, for drawings) -------------------------------------
+
+    def describe(self, limit: int = 64) -> dict[str, Any]:
+        """Every ``struct anon_vma``: its VMA list in walk order (newest
+        first) and how many pages point at it."""
+        pages = self._objects_pages()
+        avs = [{"id": av.id, "vmas": [vma_ref(v) for v in islice(av.walk(), limit)],
+                "nr_vmas": len(av.head), "pages": pages.get(av.id, 0)}
+               for av in islice(self.anon_vmas.values(), limit)]
+        return {"scheme": self.name, "anon_vmas": avs, "nr_anon_vmas": len(self.anon_vmas),
+                "metadata": self.metadata_bytes()}
+
+    def describe_page(self, pfn: int) -> dict[str, Any]:
+        """``page->mapping`` names an anon_vma; ``page->index`` is linear."""
+        out = super().describe_page(pfn)
+        if out["kind"] == "anon":
+            av = self.anon_vmas.get(out["mapping"] >> 1)
+            out["anon_vma"] = None if av is None else av.id
+            out["nr_vmas"] = 0 if av is None else len(av.head)
+        return out
+
+    def walk_visits(self, pfn: int, limit: int = 64) -> list[dict[str, Any]]:
+        """Every VMA on the page's anon_vma list, newest first; one that
+        ``vma_address`` puts the page outside of is skipped (``addr`` None)."""
+        m = int(self.mem.mapping[pfn])
+        if not m & 1:
+            return super().walk_visits(pfn, limit)
+        av = self.anon_vmas.get(m >> 1)
+        if av is None:
+            return []
+        index = int(self.mem.index[pfn])
+        return [self._visit(v, vma_address(index, v), pfn) for v in islice(av.walk(), limit)]
 
     # -- checking ------------------------------------------------------------------
 

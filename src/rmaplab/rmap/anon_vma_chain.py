@@ -68,14 +68,14 @@ does it before).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import count
+from itertools import count, islice
 from typing import Any
 
 import numpy as np
 
 from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.errors import ConfigError, InvariantError
-from rmaplab.rmap.scheme import RmapScheme
+from rmaplab.rmap.scheme import RmapScheme, vma_address, vma_ref
 
 MERGE_RULES = ("2011", "2025")
 
@@ -497,6 +497,54 @@ class AnonVmaChainScheme(RmapScheme):
                 yield vma, vma.vm_start + ((index - vma.vm_pgoff) << PAGE_SHIFT)
             return
         yield from self.walk_vmas([avc.vma for avc in av.rb], index)
+
+    # -- description (read-only, for drawings) -----------------------------------------
+
+    def describe(self, limit: int = 64) -> dict[str, Any]:
+        """Every ``struct anon_vma`` (root, parent, the reuse counters, its
+        interval tree of AVCs, the VMAs using it, the pages pointing at it)
+        and each VMA's ``anon_vma_chain`` (oldest anon_vma first)."""
+        pages = self._objects_pages()
+        avs = [{"id": av.id, "root": av.root.id, "parent": av.parent.id,
+                "num_children": av.num_children, "num_active_vmas": av.num_active_vmas,
+                "avcs": [vma_ref(a.vma) for a in islice(av.rb, limit)], "nr_avcs": len(av.rb),
+                "active": [vma_ref(v) for v in islice(av.active, limit)],
+                "pages": pages.get(av.id, 0)}
+               for av in islice(self.anon_vmas.values(), limit)]
+        chains = [{"vma": vma_ref(v), "anon_vma": v.anon_vma.id if v.anon_vma is not None else None,
+                   "chain": [a.anon_vma.id for a in islice(_chain(v), limit)],
+                   "nr_avcs": len(_chain(v))}
+                  for v in islice(self.chained, limit)]
+        return {"scheme": self.name, "anon_vmas": avs, "nr_anon_vmas": len(self.anon_vmas),
+                "chains": chains, "nr_chained": len(self.chained), "nr_avcs": self.n_avc,
+                "walk": "tree" if self.tree_walk else "list", "merge_rule": self.merge_rule,
+                "reuse": self.reuse, "metadata": self.metadata_bytes()}
+
+    def describe_page(self, pfn: int) -> dict[str, Any]:
+        """``page->mapping`` names the anon_vma whose tree the walk searches."""
+        out = super().describe_page(pfn)
+        if out["kind"] == "anon":
+            av = self.anon_vmas.get(out["mapping"] >> 1)
+            out["anon_vma"] = None if av is None else av.id
+            out["root"] = None if av is None else av.root.id
+            out["nr_avcs"] = 0 if av is None else len(av.rb)
+        return out
+
+    def walk_visits(self, pfn: int, limit: int = 64) -> list[dict[str, Any]]:
+        """The AVCs of the page's anon_vma the walk looks at: those whose
+        VMA covers ``page->index`` (the interval tree query, in ``vm_pgoff``
+        order), or every AVC of the tree with ``avc_walk = "list"``."""
+        m = int(self.mem.mapping[pfn])
+        if not m & 1:
+            return super().walk_visits(pfn, limit)
+        av = self.anon_vmas.get(m >> 1)
+        if av is None:
+            return []
+        index = int(self.mem.index[pfn])
+        vmas = [a.vma for a in av.rb]
+        if self.tree_walk:
+            vmas = sorted((v for v in vmas if vma_address(index, v) is not None), key=_pgoff)
+        return [self._visit(v, vma_address(index, v), pfn) for v in vmas[:limit]]
 
     # -- checking ------------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ Differences from the kernel, and choices:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import count
+from itertools import count, islice
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,7 @@ import numpy as np
 from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.asm.pgtable import _PAGE_PRESENT, PTE_PFN_SHIFT
 from rmaplab.errors import InvariantError
-from rmaplab.rmap.scheme import RmapScheme
+from rmaplab.rmap.scheme import RmapScheme, vma_ref
 
 
 class Anonmm:
@@ -382,6 +382,68 @@ class AnonmmScheme(RmapScheme):
             return super().try_to_unmap(pfn)
         finally:
             self._walk_mode = None
+
+    # -- description (read-only, for drawings) ---------------------------------------------
+
+    def describe(self, limit: int = 64) -> dict[str, Any]:
+        """Every bundle: its head and ring of ``struct anonmm`` in walk
+        order, each with its mm's pid (None once the mm exited), its count
+        and the pages pointing at it."""
+        pages = self._objects_pages()
+        bundles = []
+        for head in self.anonmms.values():
+            if head.head is not head:
+                continue
+            ring = [{"id": a.id, "pid": None if a.mm is None else int(a.mm.owner),
+                     "count": a.count, "pages": pages.get(a.id, 0)}
+                    for a in islice(head.ring, limit)]
+            bundles.append({"head": head.id, "ring": ring, "nr": len(head.ring)})
+            if len(bundles) >= limit:
+                break
+        nr = sum(1 for a in self.anonmms.values() if a.head is a)
+        return {"scheme": self.name, "bundles": bundles, "nr_bundles": nr,
+                "nr_anonmms": len(self.anonmms), "metadata": self.metadata_bytes()}
+
+    def describe_page(self, pfn: int) -> dict[str, Any]:
+        """``page->mapping`` names an anonmm; ``page->index`` is the virtual
+        page number."""
+        out = super().describe_page(pfn)
+        if out["kind"] == "anon":
+            am = self.anonmms.get(out["mapping"] >> 1)
+            if am is not None:
+                out["anonmm"] = am.id
+                out["owner"] = None if am.mm is None else int(am.mm.owner)
+                out["head"] = am.head.id
+                out["ring"] = len(am.head.ring)
+        return out
+
+    def walk_visits(self, pfn: int, limit: int = 64) -> list[dict[str, Any]]:
+        """The mms of the bundle the walk looks in, the page's own anonmm
+        first, each at ``page->index`` (exited mms and mms without rss are
+        passed over); it stops once it found mapcount ptes."""
+        mem = self.mem
+        m = int(mem.mapping[pfn])
+        am = self.anonmms.get(m >> 1) if m & 1 else None
+        if am is None:
+            return super().walk_visits(pfn, limit) if m and not m & 1 else []
+        vpn = int(mem.index[pfn])
+        addr = vpn << PAGE_SHIFT
+        want, found = int(mem.mapcount[pfn]), 0
+        out: list[dict[str, Any]] = []
+        for a in am.walk_order():
+            mm = a.mm
+            if mm is None or not mm.rss:
+                continue
+            vma = mm.find_vma(addr)
+            pte = int(mm.pgd.get(vpn))
+            hit = bool(pte & _PAGE_PRESENT and pte >> PTE_PFN_SHIFT == pfn)
+            inside = vma is not None and vma.vm_start <= addr
+            out.append({"vma": vma_ref(vma) if inside else None, "pid": int(mm.owner),
+                        "addr": addr, "found": hit, "anonmm": a.id})
+            found += hit
+            if found >= want or len(out) >= limit:
+                break
+        return out
 
     # -- checking --------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ import numpy as np
 from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.asm.pgtable import _PAGE_PRESENT, PTE_PFN_SHIFT
 from rmaplab.errors import InvariantError
-from rmaplab.rmap.scheme import PteLevelScheme
+from rmaplab.rmap.scheme import PteLevelScheme, vma_ref
 
 ANON_MAPPING = PteLevelScheme.ANON_MAPPING
 
@@ -114,6 +114,36 @@ class NoRmapScheme(PteLevelScheme):
 
     def anon_candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
         return self.candidates(pfn)
+
+    # -- description (read-only, for drawings) ----------------------------------------------
+
+    def describe(self, limit: int = 64) -> dict[str, Any]:
+        """The only structure: the list of live mms a walk scans (2.4's
+        ``init_mm.mmlist``), oldest first."""
+        pids = [int(mm.owner) for mm in list(self.mms.values())[:limit]]
+        return {"scheme": self.name, "mms": pids, "nr_mms": len(self.mms),
+                "metadata": self.metadata_bytes()}
+
+    def walk_visits(self, pfn: int, limit: int = 64) -> list[dict[str, Any]]:
+        """Every VMA of every live mm with resident pages, scanned pte by
+        pte: one entry per VMA (``addr`` None) or per pte found in it."""
+        out: list[dict[str, Any]] = []
+        if not self.mem.mapcount[pfn]:
+            return out
+        for mm in list(self.mms.values()):
+            if not mm.rss:
+                continue
+            for vma in mm.mmap:
+                vpns, ptes = mm.pgd.populated(vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT)
+                hits = vpns[((ptes & _PAGE_PRESENT) != 0) & ((ptes >> PTE_PFN_SHIFT) == pfn)]
+                if not len(hits):
+                    out.append({"vma": vma_ref(vma), "pid": int(mm.owner), "addr": None,
+                                "found": False})
+                for vpn in hits.tolist():
+                    out.append(self._visit(vma, vpn << PAGE_SHIFT, pfn))
+                if len(out) >= limit:
+                    return out[:limit]
+        return out
 
     # -- checking -----------------------------------------------------------------------------
 

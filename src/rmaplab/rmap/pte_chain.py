@@ -49,6 +49,7 @@ Model notes:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,8 @@ from rmaplab.asm.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, PTE
 from rmaplab.errors import InvariantError
 from rmaplab.rmap.scheme import SWAP_AGAIN, SWAP_FAIL, SWAP_SUCCESS, PteLevelScheme
 
+#: blocks a page description lists at most
+_DESCRIBE_BLOCKS = 16
 _VPN_BITS = 36
 _VPN_MASK = (1 << _VPN_BITS) - 1
 _VM_LOCKED = 0x2000
@@ -248,6 +251,58 @@ class PteChainScheme(PteLevelScheme):
 
     def chain_length(self, pfn: int) -> int:
         return sum(1 for _ in self._keys(pfn))
+
+    # -- description (read-only, for drawings) ------------------------------------
+
+    def describe(self, limit: int = 64) -> dict[str, Any]:
+        """Pages by the form of their reverse map: PG_direct (grouped by
+        the process whose pte it is) or a chain of ``struct pte_chain``
+        blocks (grouped by length and blocks; ``pids`` are the processes
+        of the chain's first entries), largest groups first."""
+        groups: dict[tuple, dict[str, Any]] = {}
+        for pfn, key in self.direct.items():
+            mm = self._mms.get(key >> _VPN_BITS)
+            pid = int(mm.owner) if mm is not None else None
+            g = groups.setdefault(("direct", pid), {"form": "direct", "ptes": 1, "blocks": 0,
+                                                    "pids": [pid], "frames": 0, "pfn": pfn})
+            g["frames"] += 1
+        longest = None
+        for pfn, head in self.chain.items():
+            blocks = ptes = 0
+            pc: PteChain | None = head
+            while pc is not None:
+                blocks += 1
+                ptes += self.nrpte - pc.idx
+                pc = pc.next
+            g = groups.get(("chain", ptes, blocks))
+            if g is None:
+                first = [int(self._decode(k)[0].owner) for k in islice(self._keys(pfn), 4)]
+                g = groups[("chain", ptes, blocks)] = {"form": "chain", "ptes": ptes,
+                                                       "blocks": blocks, "pids": first,
+                                                       "frames": 0, "pfn": pfn}
+            g["frames"] += 1
+            if longest is None or ptes > longest["ptes"]:
+                longest = {"pfn": pfn, "ptes": ptes, "blocks": blocks}
+        ordered = sorted(groups.values(), key=lambda g: (-g["frames"], -g["ptes"], g["pfn"]))
+        return {"scheme": self.name, "nrpte": self.nrpte, "direct": len(self.direct),
+                "chained": len(self.chain), "blocks": self.nr_blocks, "longest": longest,
+                "groups": ordered[:limit], "nr_groups": len(ordered),
+                "metadata": self.metadata_bytes()}
+
+    def describe_page(self, pfn: int) -> dict[str, Any]:
+        """The page's pte addresses: ``pte.direct`` or its chain, block by
+        block from the head (None for a free slot)."""
+        out = super().describe_page(pfn)
+        key = self.direct.get(pfn)
+        if key is not None:
+            mm, vpn = self._decode(key)
+            out["direct"] = {"pid": int(mm.owner), "addr": vpn << PAGE_SHIFT}
+        elif pfn in self.chain:
+            blocks = self.chain_blocks(pfn)
+            out["nr_blocks"] = len(blocks)
+            out["blocks"] = [[None if s is None else {"pid": int(s[0].owner), "addr": int(s[1])}
+                              for s in row] for row in blocks[:_DESCRIBE_BLOCKS]]
+        return out
 
     # -- page events ----------------------------------------------------------------
 

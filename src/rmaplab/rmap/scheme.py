@@ -41,6 +41,12 @@ _PG_dirty = 1 << 4
 _PG_swapcache = 1 << 16
 
 
+def vma_ref(vma: Any) -> dict[str, int]:
+    """A VMA named as plain data, for drawings: its process, serial and range."""
+    return {"pid": int(vma.vm_mm.owner), "vma": int(vma.serial), "start": int(vma.vm_start),
+            "end": int(vma.vm_end)}
+
+
 def vma_address(index: int, vma: Any) -> int | None:
     """``vma_address``: where page ``index`` would sit in ``vma``, or None
     (-EFAULT) when that falls outside it."""
@@ -346,6 +352,71 @@ class RmapScheme:
         self.page_remove_rmap_one(pfn, vma, vpn)
         mem.count[pfn] -= 1
         return SWAP_SUCCESS
+
+    # -- description (read-only, for drawings) ----------------------------------
+
+    def describe(self, limit: int = 64) -> dict[str, Any]:
+        """The scheme's structures as plain data (ids, counts, ``vma_ref``
+        dicts), for drawing. Lists are cut to ``limit`` entries; the
+        ``nr_*`` fields give the full counts. Changes nothing."""
+        return {"scheme": self.name, "metadata": self.metadata_bytes()}
+
+    def _objects_pages(self) -> dict[int, int]:
+        """Frames per anonymous ``page->mapping`` object id (anon_vma or
+        anonmm): how many pages point at each."""
+        m = self.mem.mapping
+        ids, n = np.unique(m[(m & 1) == 1] >> 1, return_counts=True)
+        return dict(zip(ids.tolist(), n.tolist()))
+
+    def describe_page(self, pfn: int) -> dict[str, Any]:
+        """What ``struct page`` ``pfn`` holds for the reverse map:
+        ``mapping``, ``index``, ``mapcount`` and the object they name
+        (schemes add their own fields). Changes nothing."""
+        mem = self.mem
+        m = int(mem.mapping[pfn])
+        out: dict[str, Any] = {"pfn": int(pfn), "mapping": m, "index": int(mem.index[pfn]),
+                               "mapcount": int(mem.mapcount[pfn]),
+                               "kind": "anon" if m & 1 else "file" if m else "none"}
+        if m and not m & 1:
+            f = self.ctx.file_of(m)
+            out["file"] = f.name
+            out["i_mmap"] = sum(1 for _ in f.i_mmap.query(int(mem.index[pfn])))
+        return out
+
+    def walk_visits(self, pfn: int, limit: int = 64) -> list[dict[str, Any]]:
+        """The places an rmap walk from ``pfn`` looks, in walk order: each a
+        dict with ``vma`` (a ``vma_ref``, or None), ``pid``, ``addr`` (None
+        when the VMA cannot hold the page) and ``found`` (its pte maps the
+        page). Cut to ``limit`` entries. Counts nothing, changes nothing.
+        The default follows ``candidates``; schemes whose walk also looks at
+        places that yield nothing override it."""
+        out: list[dict[str, Any]] = []
+        with self.uncounted():
+            for vma, addr in self.candidates(pfn):
+                out.append(self._visit(vma, addr, pfn))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def _visit(self, vma: Any, addr: int | None, pfn: int, note: str = "") -> dict[str, Any]:
+        found = False
+        if addr is not None:
+            pte = vma.vm_mm.pgd.get(addr >> PAGE_SHIFT)
+            found = bool(pte & _PAGE_PRESENT and pte >> PTE_PFN_SHIFT == pfn)
+        d: dict[str, Any] = {"vma": vma_ref(vma), "pid": int(vma.vm_mm.owner), "addr": addr,
+                             "found": found}
+        if note:
+            d["note"] = note
+        return d
+
+    def walk_cost(self, pfn: int) -> tuple[list[tuple[int, int]], dict[str, int]]:
+        """Run ``rmap_walk`` on ``pfn`` without touching the model's
+        counters: the (pid, address) pairs found and the counters the walk
+        would have added (only those it changed)."""
+        with self.uncounted():
+            found = self.rmap_walk(pfn)
+            cost = {k: v for k, v in self.st.as_dict().items() if v}
+        return [(int(mm.owner), int(a)) for mm, a in found], cost
 
     # -- checking --------------------------------------------------------------
 
