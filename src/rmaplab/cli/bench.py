@@ -38,6 +38,7 @@ def register(sub: Any) -> None:
                    help="run only these groups (repeatable)")
     p.add_argument("--repeat", type=int, default=3, help="runs per case; the best is kept")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
 
@@ -109,32 +110,39 @@ def run(args: argparse.Namespace) -> int:
             print(f"{row['scheme']:>15}  {row['case']:<16} {row['seconds']:8.3f} s"
                   f"  {row['rate']:>12,.0f} {row['unit']}/s{extra}", flush=True)
 
-    for scheme in schemes:
-        if "core" in groups:
-            for m in micro_workloads(size, args.mprotects):
+    from rmaplab.cli.progress import progress
+    micro = micro_workloads(size, args.mprotects) if "core" in groups else []
+    cases = len(micro) + (2 if "reclaim" in groups else 0) + (1 if "memory" in groups else 0)
+    with progress(args.quiet) as prog:
+        task = prog.add_task("bench", total=cases * len(schemes))
+        for scheme in schemes:
+            for m in micro:
                 secs, _ = time_case(scheme, m.setup, m.measured, m.name, repeat=args.repeat)
                 out({"scheme": scheme, "case": m.name, "what": m.what, "seconds": secs,
                      "rate": m.units / secs, "unit": m.unit, "kernel_s": m.kernel_s,
                      "target_s": m.target_s})
-        if "reclaim" in groups:
-            for sharers in (0, 3):
-                evs = reclaim_workload(size, sharers)
-                secs, k = time_case(scheme, evs[:1], evs[1:], f"reclaim-{sharers}", mem=mem,
-                                    repeat=1)
-                st = k.stat
-                out({"scheme": scheme, "case": f"reclaim x{sharers + 1}",
-                     "what": f"{size >> 20} MiB demand in {args.mem}, {sharers} forked sharers",
-                     "seconds": secs, "rate": st.pgsteal / secs, "unit": "reclaimed",
-                     "pgsteal": st.pgsteal, "pswpout": st.pswpout, "pswpin": st.pswpin,
-                     "rmap_vmas_visited": st.rmap_vmas_visited, "kernel_s": None,
-                     "target_s": None})
-        if "memory" in groups:
-            b = bytes_per_page(scheme, min(size, GIB))
-            rows.append({"scheme": scheme, "case": "memory", "bytes_per_page": b,
-                         "kernel_bytes": 64, "target_bytes": 200})
-            if not args.json:
-                print(f"{scheme:>15}  memory           {b:8.1f} bytes per resident page"
-                      f"  (struct page 64 B, target 200 B)", flush=True)
+                prog.advance(task)
+            if "reclaim" in groups:
+                for sharers in (0, 3):
+                    evs = reclaim_workload(size, sharers)
+                    secs, k = time_case(scheme, evs[:1], evs[1:], f"reclaim-{sharers}", mem=mem,
+                                        repeat=1)
+                    st = k.stat
+                    out({"scheme": scheme, "case": f"reclaim x{sharers + 1}",
+                         "what": f"{size >> 20} MiB demand in {args.mem}, {sharers} forked sharers",
+                         "seconds": secs, "rate": st.pgsteal / secs, "unit": "reclaimed",
+                         "pgsteal": st.pgsteal, "pswpout": st.pswpout, "pswpin": st.pswpin,
+                         "rmap_vmas_visited": st.rmap_vmas_visited, "kernel_s": None,
+                         "target_s": None})
+                    prog.advance(task)
+            if "memory" in groups:
+                b = bytes_per_page(scheme, min(size, GIB))
+                rows.append({"scheme": scheme, "case": "memory", "bytes_per_page": b,
+                             "kernel_bytes": 64, "target_bytes": 200})
+                if not args.json:
+                    print(f"{scheme:>15}  memory           {b:8.1f} bytes per resident page"
+                          f"  (struct page 64 B, target 200 B)", flush=True)
+                prog.advance(task)
     if args.json:
         print(json.dumps(rows, indent=1))
     return 0

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from rmaplab.cli.progress import progress
 from rmaplab.config import SCHEMES, ConfigError, size_to_pages
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def register(sub: Any) -> None:
                    help="worker processes for the study (default: 2 or the cores)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar on stderr")
     add_profile_option(p)
     p.set_defaults(func=run)
 
@@ -59,11 +60,6 @@ def _schemes(text: str) -> list[str]:
         if s not in SCHEMES:
             raise UsageError(f"unknown scheme {s!r}; choose from {', '.join(SCHEMES)} or all")
     return names
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,7 +113,7 @@ def _one(args: argparse.Namespace, schemes: list[str], console: Console) -> int:
     except ConfigError as e:
         raise UsageError(str(e)) from None
     results: list[Metrics] = []
-    with _progress(console) as prog:
+    with progress(args.quiet) as prog:
         for s in schemes:
             task = prog.add_task(f"{s:>15}", total=len(events))
             results.append(measure(events, s, mem, swap,
@@ -151,7 +147,7 @@ def _study(args: argparse.Namespace, schemes: list[str], console: Console) -> in
     sweeps = sweep_jobs(schemes) if args.html else []
     everything = jobs + [j for _, _, j in sweeps]
     done: dict[Any, Metrics] = {}
-    with _progress(console) as prog:
+    with progress(args.quiet) as prog:
         task = prog.add_task("study", total=len(everything))
         if args.jobs > 1:
             with ProcessPoolExecutor(max_workers=args.jobs) as ex:

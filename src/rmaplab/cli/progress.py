@@ -44,6 +44,9 @@ def progress(quiet: bool = False) -> Progress | Silent:
     """A transient progress display on stderr (see the module docstring)."""
     if not enabled(quiet):
         return Silent()
+    # Lines the command prints meanwhile go above the bar when stdout is the
+    # same terminal; otherwise stdout is left alone (a file or a pipe).
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True), transient=True)
+                    console=Console(stderr=True), transient=True,
+                    redirect_stdout=sys.stdout.isatty(), redirect_stderr=False)

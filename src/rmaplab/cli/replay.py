@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from rmaplab.cli.main import UsageError, add_profile_option
+from rmaplab.cli.progress import progress
 from rmaplab.config import SCHEMES, Config, size_to_pages
 from rmaplab.show.maps import OFFSET_STYLES, maps_text
 from rmaplab.trace.reader import TraceError, read_trace
@@ -74,7 +75,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--swap", metavar="SIZE", default=None,
                    help="swap space, e.g. 128M (default: unlimited)")
     p.add_argument("--quiet", "-q", action="store_true",
-                   help="print no summary (errors are still printed)")
+                   help="print no summary and no progress bar (errors are still printed)")
     add_profile_option(p)
     p.set_defaults(func=run)
 
@@ -114,8 +115,11 @@ def run(args: argparse.Namespace) -> int:
         trace = read_trace(args.trace)
         t_read = time.perf_counter() - t0
         kernel = Kernel(config)
-        with _output(args.results) as res, _output(args.dump) as dump:
-            report = replay(kernel, trace, results=res, dump=dump, check=args.check)
+        with _output(args.results) as res, _output(args.dump) as dump, \
+                progress(args.quiet) as prog:
+            task = prog.add_task("replaying", total=len(trace.events))
+            report = replay(kernel, trace, results=res, dump=dump, check=args.check,
+                            progress=lambda n: prog.update(task, completed=n))
     except TraceError as e:
         print(f"rmaplab: {e}", file=sys.stderr)
         return 2

@@ -46,6 +46,7 @@ def register(sub: Any) -> None:
                    help="worker processes (default: all cores)")
     p.add_argument("-o", "--output", metavar="PNG", help="write the plot here")
     p.add_argument("--json", action="store_true", help="print the points as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
 
@@ -108,10 +109,13 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"workload {args.workload}: {e}") from None
     console = Console(stderr=True) if args.json else Console()
     results: dict[tuple, dict] = {}
-    with console.status(f"running {len(jobs)} points on {args.jobs} cores"):
+    from rmaplab.cli.progress import progress
+    with progress(args.quiet) as prog:
+        task = prog.add_task(f"{len(jobs)} runs on {args.jobs} cores", total=len(jobs))
         with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as ex:
             for key, d in ex.map(_point, jobs):
                 results[key] = d
+                prog.advance(task)
     points = []
     for (s, pj, mem), d in results.items():
         params = json.loads(pj)

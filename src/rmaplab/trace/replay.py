@@ -156,7 +156,8 @@ def run_event(kernel: Any, ev: Event, filename: str = "<trace>",
 
 def replay(kernel: Any, events: Iterable[Event], results: Any = None, dump: Any = None,
            check: bool = False, on_checkpoint: Callable[[str, int, Any], None] | None = None,
-           filename: str = "<trace>") -> ReplayReport:
+           filename: str = "<trace>",
+           progress: Callable[[int], None] | None = None) -> ReplayReport:
     """Apply ``events`` to ``kernel``.
 
     ``results``: where to put one result object per event (a list, a
@@ -166,6 +167,7 @@ def replay(kernel: Any, events: Iterable[Event], results: Any = None, dump: Any 
     ``on_checkpoint(name, event_index, kernel)`` is called at each
     checkpoint. ``filename`` names the trace in error messages (a ``Trace``
     from the reader may be passed as ``events``; its name is then used).
+    ``progress(n)`` is called every 512 events with the number done.
     """
     if hasattr(events, "events") and hasattr(events, "filename"):
         filename = events.filename
@@ -184,6 +186,8 @@ def replay(kernel: Any, events: Iterable[Event], results: Any = None, dump: Any 
         index, line, op, pid, args, expect = ev
         res, read = run_event(kernel, ev, filename, handlers)
         n += 1
+        if progress is not None and not n & 511:
+            progress(n)
         mismatch = expect is not no_expect and (expect != res or expect.__class__ is not res.__class__)
         if put is not None or mismatch:
             obj = {"event": index, "line": line, "op": op}
