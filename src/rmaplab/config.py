@@ -12,7 +12,14 @@ from typing import Any, NamedTuple
 from rmaplab.asm.page import DEFAULT_MAX_MAP_COUNT, PAGE_SIZE
 from rmaplab.errors import ConfigError
 
-SCHEMES = ("anon_vma", "anonmm", "pte_chain", "none", "anon_vma_chain")
+
+
+def __getattr__(name: str) -> Any:
+    """``SCHEMES``: the registered scheme names (rmaplab.rmap.registry)."""
+    if name == "SCHEMES":
+        from rmaplab.rmap import registry
+        return tuple(registry.names())
+    raise AttributeError(name)
 
 PROFILES = ("2.6.7", "modern")
 
@@ -106,6 +113,10 @@ class Config:
 
     profile: str = "2.6.7"
     scheme: str = None  # type: ignore[assignment]  # resolved from the profile
+    #: how the scheme was named: a registered name, FILE.py:CLASS or
+    #: MODULE:CLASS (``scheme`` is then the name it registered under), so
+    #: another process can load a plugin again
+    scheme_spec: str | None = None
     #: physical memory in pages (ZERO_PAGE included); None grows on demand
     mem_pages: int | None = None
     #: swap space in pages; None grows on demand
@@ -169,8 +180,10 @@ class Config:
         for name, rule in RULES.items():
             if getattr(self, name) is None:
                 setattr(self, name, rule.modern if modern else rule.old)
-        if self.scheme not in SCHEMES:
-            raise ConfigError(f"unknown scheme {self.scheme!r}; choose from {', '.join(SCHEMES)}")
+        from rmaplab.rmap import registry
+        if self.scheme_spec is None:
+            self.scheme_spec = self.scheme
+        self.scheme = registry.resolve(self.scheme_spec)      # ConfigError if unknown
         if self.mmap_layout not in ("bottom-up", "top-down"):
             raise ConfigError(f"mmap_layout {self.mmap_layout!r}: choose bottom-up or top-down")
         if self.maps_offset not in ("2.6", "modern"):

@@ -39,7 +39,7 @@ from rmaplab.mm.mprotect import sys_mprotect
 from rmaplab.mm.mremap import do_mremap
 from rmaplab.mm.page import ZERO_PFN
 from rmaplab.mm.vmscan import Zone, select_bad_process, try_to_free_pages
-from rmaplab.rmap import SCHEMES
+from rmaplab.rmap import registry
 
 #: the initial program break of a spawned process (there is no program
 #: image, so end_code == start_brk == brk)
@@ -74,7 +74,7 @@ class Kernel:
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
-        self.ctx = MmContext(self.config, SCHEMES[self.config.scheme])
+        self.ctx = MmContext(self.config, registry.get(self.config.scheme_spec or self.config.scheme))
         self.ctx.oom_hook = self._oom_kill
         self.tasks: dict[int, Task] = {}
         #: pids the OOM killer took, in order
