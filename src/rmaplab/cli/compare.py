@@ -181,26 +181,20 @@ def _study(args: argparse.Namespace, schemes: list[str], console: Console) -> in
 
 def _study_html(path: str, res: dict, vs: list, sweeps: list, done: dict,
                 console: Console) -> None:
-    import html as H
-
-    from rmaplab.report.html import line_chart, page, table_html
-    from rmaplab.report.study import CASES, SWEEPS
-    secs = ["<h2>Claims</h2><ul>" + "".join(
-        f"<li class='{'ok' if v.supported else 'no'}'>{H.escape(v.line())}</li>" for v in vs)
-        + "</ul>"]
+    from rmaplab.report.html import study_page
+    from rmaplab.report.study import CASES, SWEEP_X, SWEEPS
+    series: dict[str, tuple[str, str, dict[str, list[tuple[float, float]]]]] = {}
     for title, _, _, _, metric in SWEEPS:
-        series: dict[str, list[tuple[float, float]]] = {}
+        pts: dict[str, list[tuple[float, float]]] = {}
         for t, x, job in sweeps:
             if t != title:
                 continue
             val = done[job].as_dict()[metric]
             if val is not None:
-                series.setdefault(job.scheme, []).append((x, val))
-        if series:
-            secs.append(f"<img src='{line_chart(title, 'parameter', metric, series, logy=True)}'>")
-    secs.append("<h2>Cases</h2>")
-    for c in CASES:
-        ms = [res[(c.name, s)] for s in c.schemes if (c.name, s) in res]
-        if ms:
-            secs.append(table_html(f"{c.name}: {c.title}", ms))
-    _write(path, page("rmaplab: the anon_vma claims, measured", secs), console)
+                pts.setdefault(job.scheme, []).append((x, val))
+        label = {"walk_work_per_reclaimed": "rmap work per reclaimed page",
+                 "metadata_bytes_i386": "peak rmap metadata, i386 bytes"}.get(metric, metric)
+        series[title] = (SWEEP_X[title], label, pts)
+    cases = [(c.name, c.title, [res[(c.name, s)] for s in c.schemes if (c.name, s) in res])
+             for c in CASES]
+    _write(path, study_page("rmaplab: the anon_vma claims, measured", vs, cases, series), console)

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rmaplab.report.measure import Metrics
 
 PAGE = 4096
 BASE = 0x2AAAAAAAB000
+
+SWEEP_FANOUT = "rmap work per reclaimed page against processes (fan-out)"
+SWEEP_PRESSURE = "rmap work per reclaimed page against memory pressure (swap-out)"
+SWEEP_VMAS = "peak rmap metadata (i386 bytes) against VMAs"
 
 
 def _spawn() -> list[dict]:
@@ -123,6 +127,11 @@ class Verdict:
     case: str
     figures: str
     supported: bool | None
+    #: the measure the verdict rests on, per scheme, and what it is
+    values: dict[str, float] = field(default_factory=dict)
+    measure: str = ""
+    #: the title of the sweep (``SWEEPS``) that shows the claim over a range
+    sweep: str | None = None
 
     def line(self) -> str:
         mark = {True: "supported", False: "NOT supported", None: "not measured"}[self.supported]
@@ -146,40 +155,52 @@ def verdicts(res: dict[tuple[str, str], Metrics]) -> list[Verdict]:
         fig = f"rmap work per reclaimed page: anon_vma {a:.2f}, anonmm {b:.2f}"
         if c is not None:
             fig += f", pte_chain {c:.2f}"
+        vals = {"anon_vma": a, "anonmm": b, **({"pte_chain": c} if c is not None else {})}
         out.append(Verdict("swap-out locates anonymous vmas more quickly than anonmm",
-                           "swapout", fig, a < b))
+                           "swapout", fig, a < b, vals, "rmap work per reclaimed page",
+                           SWEEP_PRESSURE))
     if av is not None and av.stat.get("pgsteal"):
-        fv = [f"{s} {_get(res, 'swapout', s).stat.get('find_vma_calls', 0) / max(1, _get(res, 'swapout', s).stat.get('pgsteal', 1)):.2f}"  # noqa: E501
-              for s in ("anon_vma", "anonmm", "pte_chain") if _get(res, "swapout", s)]
+        per = {s: m.stat.get("find_vma_calls", 0) / max(1, m.stat.get("pgsteal", 1))
+               for s in ("anon_vma", "anonmm", "pte_chain")
+               if (m := _get(res, "swapout", s)) is not None}
         out.append(Verdict("try_to_unmap needs no find_vma (page -> anon_vma -> vma)", "swapout",
-                           "find_vma calls per reclaimed page: " + ", ".join(fv),
-                           av.stat.get("find_vma_calls", 0) == 0))
+                           "find_vma calls per reclaimed page: "
+                           + ", ".join(f"{s} {v:.2f}" for s, v in per.items()),
+                           av.stat.get("find_vma_calls", 0) == 0, per,
+                           "find_vma calls per reclaimed page"))
     av, mm, pc = (_get(res, "lowmem", s) for s in ("anon_vma", "anonmm", "pte_chain"))
     if av is not None and mm is not None:
         fig = (f"peak rmap metadata (i386): anon_vma {av.peak_bytes['i386']:,} B,"
                f" anonmm {mm.peak_bytes['i386']:,} B")
         if pc is not None:
             fig += f", pte_chain {pc.peak_bytes['i386']:,} B"
+        vals = {m.scheme: m.peak_bytes["i386"] for m in (av, mm, pc) if m is not None}
         out.append(Verdict("anon_vma costs more lowmem per vma than anonmm", "lowmem", fig,
-                           av.peak_bytes["i386"] > mm.peak_bytes["i386"]))
+                           av.peak_bytes["i386"] > mm.peak_bytes["i386"], vals,
+                           "peak rmap metadata, i386 bytes", SWEEP_VMAS))
     av, pc = _get(res, "fork", "anon_vma"), _get(res, "fork", "pte_chain")
     if av is not None and pc is not None:
         out.append(Verdict("pte_chain's metadata exceeds anon_vma's on a fork-heavy workload",
                            "fork", f"peak rmap metadata (i386): pte_chain {pc.peak_bytes['i386']:,}"
                            f" B, anon_vma {av.peak_bytes['i386']:,} B",
-                           pc.peak_bytes["i386"] > av.peak_bytes["i386"]))
+                           pc.peak_bytes["i386"] > av.peak_bytes["i386"],
+                           {"pte_chain": pc.peak_bytes["i386"], "anon_vma": av.peak_bytes["i386"]},
+                           "peak rmap metadata, i386 bytes"))
     av, mm = _get(res, "mremap", "anon_vma"), _get(res, "mremap", "anonmm")
     if av is not None and mm is not None:
         out.append(Verdict("copes effortlessly with mremap moves (anonmm must copy)", "mremap",
                            f"pages copied by mremap: anon_vma {av.stat.get('mremap_cows', 0)},"
                            f" anonmm {mm.stat.get('mremap_cows', 0)}",
-                           av.stat.get("mremap_cows", 0) == 0 and mm.stat.get("mremap_cows", 0) > 0))
+                           av.stat.get("mremap_cows", 0) == 0 and mm.stat.get("mremap_cows", 0) > 0,
+                           {"anon_vma": av.stat.get("mremap_cows", 0),
+                            "anonmm": mm.stat.get("mremap_cows", 0)}, "pages copied by mremap"))
     av, pc = _get(res, "fork", "anon_vma"), _get(res, "fork", "pte_chain")
     if av is not None and pc is not None:
         fa = av.walk_work("fork") + av.walk_work("exit")
         fp = pc.walk_work("fork") + pc.walk_work("exit")
         out.append(Verdict("fork and exit do no per-page rmap search (vs pte_chain)", "fork",
-                           f"rmap work in fork+exit: anon_vma {fa:,}, pte_chain {fp:,}", fa < fp))
+                           f"rmap work in fork+exit: anon_vma {fa:,}, pte_chain {fp:,}", fa < fp,
+                           {"anon_vma": fa, "pte_chain": fp}, "rmap work in fork and exit"))
     av, ac = _get(res, "fanout", "anon_vma"), _get(res, "fanout", "anon_vma_chain")
     if av is not None and ac is not None:
         a, b = per_steal(av), per_steal(ac)
@@ -187,7 +208,9 @@ def verdicts(res: dict[tuple[str, str], Metrics]) -> list[Verdict]:
             out.append(Verdict("2010: anon_vma_chain walks child-private pages in ~O(1), "
                                "anon_vma in O(N)", "fanout",
                                f"rmap work per reclaimed page: anon_vma {a:.1f},"
-                               f" anon_vma_chain {b:.1f}", b * 4 < a))
+                               f" anon_vma_chain {b:.1f}", b * 4 < a,
+                               {"anon_vma": a, "anon_vma_chain": b},
+                               "rmap work per reclaimed page", SWEEP_FANOUT))
     return out
 
 
@@ -235,13 +258,13 @@ def headline_jobs(schemes: list[str]) -> list[Job]:
 
 #: sweeps drawn in the HTML report: (title, case, parameter, values, metric)
 SWEEPS = (
-    ("rmap work per reclaimed page against processes (fan-out)", "fanout", "children",
-     (4, 8, 16, 32, 64), "walk_work_per_reclaimed"),
-    ("rmap work per reclaimed page against memory pressure (swap-out)", "swapout", "mem_pages",
-     (1024, 1536, 2048, 3072), "walk_work_per_reclaimed"),
-    ("peak rmap metadata (i386 bytes) against VMAs", "lowmem", "vmas",
-     (25, 50, 100, 200, 400), "metadata_bytes_i386"),
+    (SWEEP_FANOUT, "fanout", "children", (4, 8, 16, 32, 64), "walk_work_per_reclaimed"),
+    (SWEEP_PRESSURE, "swapout", "mem_pages", (1024, 1536, 2048, 3072), "walk_work_per_reclaimed"),
+    (SWEEP_VMAS, "lowmem", "vmas", (25, 50, 100, 200, 400), "metadata_bytes_i386"),
 )
+#: the x axis of each sweep
+SWEEP_X = {SWEEP_FANOUT: "children forked", SWEEP_PRESSURE: "memory (pages)",
+           SWEEP_VMAS: "VMAs"}
 
 
 def sweep_jobs(schemes: list[str]) -> list[tuple[str, int, Job]]:
