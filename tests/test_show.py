@@ -302,3 +302,17 @@ def test_show_html_without_graphviz_says_so(small_trace, tmp_path, capsys, monke
     assert "'dot' program was not found; the page has no rmap graphs" in err
     d = _page_data(out.read_text())
     assert d["svgs"] is None and "dot" in d["graphNote"]
+
+
+def test_a_scheme_is_drawn_by_the_kind_of_its_structures():
+    """A scheme derived from anon_vma (another name) is drawn as anon_vma;
+    one that describes nothing still gets a graph and a line."""
+    from rmaplab.show.graph import dot_source
+    from rmaplab.show.term import rmap_lines
+    k = _kernel("anon_vma")
+    desc = dict(k.scheme.describe(), scheme="my_anon_vma")
+    assert "my_anon_vma: 1 anon_vma" in dot_source(desc) and "anon_vma av1" in dot_source(desc)
+    assert "list of 3 VMAs" in rmap_lines(desc)[1].plain
+    bare = {"scheme": "plugin", "metadata": {"i386": 0, "x86_64": 0}}
+    assert "describes no structures" in dot_source(bare)
+    assert [t.plain for t in rmap_lines(bare)] == ["rmap: plugin"]

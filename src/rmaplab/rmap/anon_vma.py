@@ -189,7 +189,7 @@ class AnonVmaScheme(RmapScheme):
         avs = [{"id": av.id, "vmas": [vma_ref(v) for v in islice(av.walk(), limit)],
                 "nr_vmas": len(av.head), "pages": pages.get(av.id, 0)}
                for av in islice(self.anon_vmas.values(), limit)]
-        return {"scheme": self.name, "anon_vmas": avs, "nr_anon_vmas": len(self.anon_vmas),
+        return {"scheme": self.name, "kind": "anon_vma", "anon_vmas": avs, "nr_anon_vmas": len(self.anon_vmas),
                 "metadata": self.metadata_bytes()}
 
     def describe_page(self, pfn: int) -> dict[str, Any]:

@@ -515,7 +515,7 @@ class AnonVmaChainScheme(RmapScheme):
                    "chain": [a.anon_vma.id for a in islice(_chain(v), limit)],
                    "nr_avcs": len(_chain(v))}
                   for v in islice(self.chained, limit)]
-        return {"scheme": self.name, "anon_vmas": avs, "nr_anon_vmas": len(self.anon_vmas),
+        return {"scheme": self.name, "kind": "anon_vma_chain", "anon_vmas": avs, "nr_anon_vmas": len(self.anon_vmas),
                 "chains": chains, "nr_chained": len(self.chained), "nr_avcs": self.n_avc,
                 "walk": "tree" if self.tree_walk else "list", "merge_rule": self.merge_rule,
                 "reuse": self.reuse, "metadata": self.metadata_bytes()}

@@ -401,7 +401,7 @@ class AnonmmScheme(RmapScheme):
             if len(bundles) >= limit:
                 break
         nr = sum(1 for a in self.anonmms.values() if a.head is a)
-        return {"scheme": self.name, "bundles": bundles, "nr_bundles": nr,
+        return {"scheme": self.name, "kind": "anonmm", "bundles": bundles, "nr_bundles": nr,
                 "nr_anonmms": len(self.anonmms), "metadata": self.metadata_bytes()}
 
     def describe_page(self, pfn: int) -> dict[str, Any]:

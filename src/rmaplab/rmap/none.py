@@ -121,7 +121,7 @@ class NoRmapScheme(PteLevelScheme):
         """The only structure: the list of live mms a walk scans (2.4's
         ``init_mm.mmlist``), oldest first."""
         pids = [int(mm.owner) for mm in list(self.mms.values())[:limit]]
-        return {"scheme": self.name, "mms": pids, "nr_mms": len(self.mms),
+        return {"scheme": self.name, "kind": "none", "mms": pids, "nr_mms": len(self.mms),
                 "metadata": self.metadata_bytes()}
 
     def walk_visits(self, pfn: int, limit: int = 64) -> list[dict[str, Any]]:

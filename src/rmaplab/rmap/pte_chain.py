@@ -284,7 +284,7 @@ class PteChainScheme(PteLevelScheme):
             if longest is None or ptes > longest["ptes"]:
                 longest = {"pfn": pfn, "ptes": ptes, "blocks": blocks}
         ordered = sorted(groups.values(), key=lambda g: (-g["frames"], -g["ptes"], g["pfn"]))
-        return {"scheme": self.name, "nrpte": self.nrpte, "direct": len(self.direct),
+        return {"scheme": self.name, "kind": "pte_chain", "nrpte": self.nrpte, "direct": len(self.direct),
                 "chained": len(self.chain), "blocks": self.nr_blocks, "longest": longest,
                 "groups": ordered[:limit], "nr_groups": len(ordered),
                 "metadata": self.metadata_bytes()}

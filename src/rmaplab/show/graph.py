@@ -85,16 +85,18 @@ def _meta(desc: dict[str, Any]) -> str:
 
 def dot_source(desc: dict[str, Any]) -> str:
     """DOT text of the scheme's structures (see the module docstring)."""
-    name = desc["scheme"]
+    kind = desc.get("kind", "")
     build: dict[str, Callable[[dict[str, Any]], Any]] = {
         "anon_vma": _anon_vma, "anon_vma_chain": _anon_vma_chain, "pte_chain": _pte_chain,
         "anonmm": _anonmm, "none": _none}
-    return build[name](desc).source if name in build else _digraph(name).source
+    if kind in build:
+        return build[kind](desc).source
+    return _digraph(f"{desc['scheme']}: {_meta(desc)} (the scheme describes no structures)").source
 
 
 def _anon_vma(d: dict[str, Any]) -> Any:
     n = d["nr_anon_vmas"]
-    g = _digraph(f"anon_vma: {n} anon_vma{'s' if n != 1 else ''}; {_meta(d)}", "TB")
+    g = _digraph(f"{d['scheme']}: {n} anon_vma{'s' if n != 1 else ''}; {_meta(d)}", "TB")
     refs = [r for av in d["anon_vmas"] for r in av["vmas"]]
     _vmas(g, refs)
     for av in d["anon_vmas"]:
@@ -115,7 +117,7 @@ def _anon_vma(d: dict[str, Any]) -> Any:
 
 def _anon_vma_chain(d: dict[str, Any]) -> Any:
     n = d["nr_anon_vmas"]
-    g = _digraph(f"anon_vma_chain: {n} anon_vmas, {d['nr_avcs']} AVCs ({d['walk']} walk); "
+    g = _digraph(f"{d['scheme']}: {n} anon_vmas, {d['nr_avcs']} AVCs ({d['walk']} walk); "
                  f"{_meta(d)}")
     shown = {a["id"] for a in d["anon_vmas"]}
     _vmas(g, [c["vma"] for c in d["chains"]])
@@ -144,7 +146,7 @@ def _anon_vma_chain(d: dict[str, Any]) -> Any:
 
 
 def _pte_chain(d: dict[str, Any]) -> Any:
-    g = _digraph(f"pte_chain: {d['direct']} direct pages, {d['chained']} chained in "
+    g = _digraph(f"{d['scheme']}: {d['direct']} direct pages, {d['chained']} chained in "
                  f"{d['blocks']:,} blocks; {_meta(d)}")
     mms: set[int] = set()
     for i, grp in enumerate(d["groups"]):
@@ -174,7 +176,7 @@ def _pte_chain(d: dict[str, Any]) -> Any:
 
 def _anonmm(d: dict[str, Any]) -> Any:
     nb = d["nr_bundles"]
-    g = _digraph(f"anonmm: {nb} bundle{'s' if nb != 1 else ''}, {d['nr_anonmms']} anonmms; "
+    g = _digraph(f"{d['scheme']}: {nb} bundle{'s' if nb != 1 else ''}, {d['nr_anonmms']} anonmms; "
                  f"{_meta(d)}")
     for b in d["bundles"]:
         ring = b["ring"]
@@ -203,7 +205,7 @@ def _anonmm(d: dict[str, Any]) -> Any:
 
 
 def _none(d: dict[str, Any]) -> Any:
-    g = _digraph(f"none: no reverse map; a walk scans every page table of {d['nr_mms']} mms")
+    g = _digraph(f"{d['scheme']}: no reverse map; a walk scans every page table of {d['nr_mms']} mms")
     prev = "mmlist"
     g.node(prev, "init_mm.mmlist", shape="plaintext", style="")
     for pid in d["mms"]:

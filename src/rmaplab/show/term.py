@@ -153,9 +153,9 @@ def _meta(desc: dict[str, Any]) -> str:
 
 def rmap_lines(desc: dict[str, Any], max_lines: int = 12) -> list[Text]:
     """The scheme's structures, from ``scheme.describe()``."""
-    name = desc["scheme"]
+    name = desc.get("kind", "")
     out: list[Text] = []
-    head = Text(f"rmap: {name}", style="bold")
+    head = Text(f"rmap: {desc['scheme']}", style="bold")
     if name == "anon_vma":
         n = desc["nr_anon_vmas"]
         head.append(f"  {n} anon_vma{'s' if n != 1 else ''}, {_meta(desc)}", style="")
@@ -286,9 +286,10 @@ def page_lines(kernel: Any, pid: int, addr: int, limit: int = 24) -> list[Text]:
         out.append(Text("  the zero page: reserved, shared by every read fault, no reverse map"))
         return out
     d = scheme.describe_page(pfn)
+    kind = scheme.describe(0).get("kind", "")
     out.append(Text(f"  struct page: mapcount {d['mapcount']}, mapping {_mapping(d)}, "
                     f"index {d['index']:#x}"))
-    out.append(Text(f"  reverse map ({scheme.name}): {_leads(d, scheme.name)}"))
+    out.append(Text(f"  reverse map ({scheme.name}): {_leads(d, kind)}"))
     if d["kind"] == "none":
         return out
     visits = scheme.walk_visits(pfn, limit)
@@ -298,7 +299,7 @@ def page_lines(kernel: Any, pid: int, addr: int, limit: int = 24) -> list[Text]:
         where = _ref(v["vma"]) if v["vma"] else f"pid {v['pid']}"
         if v["addr"] is None:
             what = "the page lies outside this VMA: skipped" if v["vma"] else "nothing"
-            if scheme.name == "none":
+            if kind == "none":
                 what = "scanned, no pte maps the page"
         else:
             what = f"pte at {v['addr']:#x} " + ("maps the page" if v["found"] else
@@ -325,6 +326,7 @@ def _mapping(d: dict[str, Any]) -> str:
 
 
 def _leads(d: dict[str, Any], scheme: str) -> str:
+    """What the reverse map of a page leads to, for a scheme of this kind."""
     if d["kind"] == "file":
         return f"the file's i_mmap: {d['i_mmap']} VMA{'s' if d['i_mmap'] != 1 else ''} cover the page"
     if d["kind"] == "none":
@@ -343,4 +345,6 @@ def _leads(d: dict[str, Any], scheme: str) -> str:
             return f"PG_direct: the one pte of pid {d['direct']['pid']} at {d['direct']['addr']:#x}"
         return (f"a chain of {d.get('nr_blocks')} struct pte_chain block"
                 f"{'s' if d.get('nr_blocks') != 1 else ''} holding {d['mapcount']} pte addresses")
-    return "nothing: the walk scans every process's page tables"
+    if scheme == "none":
+        return "nothing: the walk scans every process's page tables"
+    return f"page->mapping {d['mapping']:#x}, page->index {d['index']:#x}"
