@@ -45,10 +45,12 @@ def dup_mmap(ctx: Any, mm: MmStruct, oldmm: MmStruct) -> None:
 
 
 def vma_needs_copy(ctx: Any, vma: VmAreaStruct) -> bool:
-    """``vma_needs_copy``: a VMA with an anon_vma. Schemes without one
-    (pte_chain, anonmm, none) stand in with "maps an anonymous page or a
-    swap entry now", which differs only after MADV_DONTNEED emptied it."""
-    if ctx.scheme.has_anon_vma:
+    """``vma_needs_copy``: a VMA with an anon_vma. Where the scheme gives
+    none (pte_chain, anonmm, none; pure_anon_vma's file VMAs) it stands in
+    with "maps an anonymous page or a swap entry now", which differs only
+    after MADV_DONTNEED emptied it."""
+    scheme = ctx.scheme
+    if scheme.has_anon_vma and (vma.vm_file is None or scheme.file_vmas_get_anon_vma):
         return vma.anon_vma is not None
     vpns, ptes = vma.vm_mm.pgd.populated(vma.vm_start >> PAGE_SHIFT, vma.vm_end >> PAGE_SHIFT)
     if not len(ptes):

@@ -63,6 +63,9 @@ class RmapScheme:
     name = "base"
     #: the scheme gives VMAs an ``anon_vma`` object that state dumps show
     has_anon_vma = False
+    #: ... private file VMAs included (they acquire COW pages); False for
+    #: pure_anon_vma, whose file VMAs never get one
+    file_vmas_get_anon_vma = True
     #: ``candidates`` already compared the pte (pte_chain, anonmm, none), so
     #: the per-candidate check does not count it a second time
     candidates_checked = False
