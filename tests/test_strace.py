@@ -4,10 +4,10 @@ and ``rmaplab record``.
 Hand-made logs test one thing each; the real logs in tests/data/strace
 (README.md there says how they were made) are checked against facts about
 the programs and against counts taken from the log text by the tests' own
-simple line matching, and are replayed on the model. The model is Linux
-2.6.7 and the logs come from a modern kernel, so expects are not all met:
-the tests check that the mismatches are counted and reported, not that
-there are none.
+simple line matching, and are replayed on the model. The logs come from
+Linux 6.18: under the default 2.6.7 profile expects are not all met (the
+tests check that the mismatches are counted and reported), under the modern
+profile every recorded result is (test_real_log_reproduced_by_the_modern_profile).
 """
 
 from __future__ import annotations
@@ -144,6 +144,75 @@ def test_processes_results_and_brk():
     assert mp == {"op": "mprotect", "pid": 100, "addr": 0x7f0000010000, "len": 4096,
                   "prot": "r--", "expect": 0}
     assert ex == {"op": "exit", "pid": 100}          # once, for exit_group and +++ exited
+
+
+def test_image_ranges_proven_by_later_calls_are_mapped_after_the_exec():
+    """A successful mprotect/madvise/mlock on a range no logged call mapped
+    proves execve mapped it: an anonymous rw- mapping of just the unknown
+    part goes right after the exec (after the heap placement), so the call
+    succeeds in the model too; a range the log itself unmapped is mapped
+    where the call is."""
+    log = """\
+5 execve("/bin/x", ["x"], 0x7ffc /* 3 vars */) = 0
+5 brk(NULL)                         = 0x555555559000
+5 mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000010000
+5 mprotect(0x7f000000e000, 16384, PROT_READ) = 0
+5 mprotect(0x555555554000, 4096, PROT_READ) = 0
+5 mprotect(0x555555554000, 4096, PROT_READ) = 0
+5 mprotect(0x7f0000100000, 4096, PROT_READ) = -1 ENOMEM (Cannot allocate memory)
+5 munmap(0x7f0000010000, 8192)      = 0
+5 madvise(0x7f0000010000, 4096, MADV_DONTNEED) = 0
+5 exit_group(0)                     = ?
+"""
+    r = imp(log, touch="none")
+    got = [(e["op"], e.get("addr"), e.get("len"), "expect" in e) for e in r.events]
+    assert got == [
+        ("spawn", None, None, False),
+        ("brk", 0x555555559000, None, False),
+        ("munmap", 0x600000, 0x555555559000 - 0x600000, False),
+        ("mmap", 0x7f000000e000, 2 * P, False),        # only the unknown part
+        ("mmap", 0x555555554000, P, False),            # once
+        ("brk", 0, None, True),
+        ("mmap", 0x7f0000010000, 2 * P, True),
+        ("mprotect", 0x7f000000e000, 4 * P, True),
+        ("mprotect", 0x555555554000, P, True),
+        ("mprotect", 0x555555554000, P, True),
+        ("mprotect", 0x7f0000100000, P, True),         # failed: proves nothing
+        ("munmap", 0x7f0000010000, 2 * P, True),
+        ("mmap", 0x7f0000010000, P, False),            # unmapped in the log: here
+        ("madvise", 0x7f0000010000, P, True),
+        ("exit", None, None, False)]
+    synth = [e for e in r.events if e["op"] == "mmap" and "expect" not in e]
+    assert all(e["prot"] == "rw-" and e["flags"] == ["private", "anonymous", "fixed"]
+               and e["file"] is None for e in synth)
+    assert r.report.synthesized == Counter({"heap placed at the recorded break": 2,
+                                            "image mappings proven by later calls": 3})
+    assert r.report.ops["mmap"] == 1 and r.report.ops["munmap"] == 1
+    for profile in ("modern", "2.6.7"):
+        rep = r.reproduction(profile)
+        assert rep.recorded == 8 and rep.recorded_ok == 8, (profile, rep.mismatches)
+
+
+def test_heap_not_placed_over_mappings_or_below_the_models_break():
+    """The break is placed only by a first brk(NULL) whose result lies above
+    the model's 0x600000 with nothing the log mapped in between."""
+    low = """\
+5 execve("/bin/x", ["x"], 0x7ffc /* 3 vars */) = 0
+5 brk(NULL)                         = 0x4c5000
+"""
+    assert [e["op"] for e in imp(low).events] == ["spawn", "brk"]
+    over = """\
+5 execve("/bin/x", ["x"], 0x7ffc /* 3 vars */) = 0
+5 mmap(0x10000000, 4096, PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED, -1, 0) = 0x10000000
+5 brk(NULL)                         = 0x555555559000
+"""
+    assert [e["op"] for e in imp(over, touch="none").events] == ["spawn", "mmap", "brk"]
+    later = """\
+5 execve("/bin/x", ["x"], 0x7ffc /* 3 vars */) = 0
+5 brk(0x555555600000)               = 0x555555559000
+5 brk(NULL)                         = 0x555555559000
+"""
+    assert [e["op"] for e in imp(later, touch="none").events] == ["spawn", "brk", "brk"]
 
 
 def test_addresses_as_called():
@@ -656,6 +725,20 @@ def test_real_log_imports_and_replays(key, imported, tmp_path):
     assert code == 0
     res = [orjson.loads(x) for x in (tmp_path / "res.jsonl").read_bytes().splitlines()]
     assert sum(1 for x in res if x.get("match") is False) == report.mismatches
+
+
+@pytest.mark.parametrize("key", list(REAL))
+def test_real_log_reproduced_by_the_modern_profile(key, imported):
+    """Recorded on Linux 6.18: with the heap placed at the recorded break and
+    the image ranges later calls prove mapped, the modern profile gives every
+    recorded result again (the issue asks for at least 99 %)."""
+    r = imported[key]
+    rep = r.reproduction("modern")
+    assert rep.recorded == sum(1 for e in r.events if "expect" in e) > 0
+    assert rep.recorded_ok == rep.recorded, rep.mismatches
+    assert r.report.synthesized["heap placed at the recorded break"] >= 2
+    # the RELRO ranges of the programs and of ld.so, which only execve mapped
+    assert r.report.synthesized["image mappings proven by later calls"] >= 2
 
 
 @pytest.mark.parametrize("key", list(REAL))

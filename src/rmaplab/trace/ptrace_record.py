@@ -72,7 +72,7 @@ import struct
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,7 +197,10 @@ class RecordReport:
     def source(self) -> str:
         why = ", ".join(f"{k}: {v}" for k, v in sorted(self.unusable.items(),
                                                        key=lambda kv: (-kv[1], kv[0])))
-        return (f"ptrace recording of {self.command}: {self.status_text()}; "
+        status = self.status_text()
+        if self.interrupted and "interrupted" not in status:
+            status = f"interrupted: {status}"
+        return (f"ptrace recording of {self.command}: {status}; "
                 f"{self.processes} processes, {self.events} events ({self.recorded} recorded "
                 f"results, {self.synthesized} from /proc at exec), {self.touch_events} touches "
                 f"({self.pages_written} pages written, {self.pages_read} read); "
@@ -867,7 +870,7 @@ class Recorder:
         return f"execve {exe}: {shlex.join(argv)}"[:400]
 
     def _layout(self, t: _Task) -> None:
-        """The address space execve built, as events (see the module docstring)."""
+        """The address space execve built, as events (``exec_layout``)."""
         mm = t.mm
         tid = t.tid
         try:
@@ -876,47 +879,27 @@ class Recorder:
             self.r.unusable["exec whose maps could not be read"] += 1
             return
         start_brk = ps.read_start_brk(tid)
-        self.comment(f"pid {mm.tpid}: the address space execve built (/proc/PID/maps), "
-                     f"and the program break at {start_brk:#x}" if start_brk is not None else
-                     f"pid {mm.tpid}: the address space execve built (/proc/PID/maps)")
         if start_brk is not None:
             mm.brk = start_brk
-            if start_brk > MODEL_START_BRK:
-                self.emit({"op": "brk", "pid": mm.tpid, "addr": start_brk, "expect": start_brk},
-                          synthesized=True)
-                self.emit({"op": "munmap", "pid": mm.tpid, "addr": MODEL_START_BRK,
-                           "len": start_brk - MODEL_START_BRK, "expect": 0}, synthesized=True)
-            elif start_brk < MODEL_START_BRK:
-                self.r.approximated["program break below the model's 0x600000"] += 1
-                self.comment(f"pid {mm.tpid}: the break starts at {start_brk:#x}, below where "
-                             f"the model's starts (0x600000): brk results will differ")
-        for v in vmas:
-            shared = v.perms[3:4] == "s"
-            flags = ["shared" if shared else "private"]
-            file = None
-            name = v.path
-            if name in SPECIAL or name.startswith("[anon") or name == "[heap]" or not v.inode \
-                    or not name.startswith("/"):
-                flags.append("anonymous")
-                if name == "[stack]":
-                    flags.append("growsdown")
+
+        def file_of(v: Any) -> str | None:
+            try:
+                st = os.stat(f"/proc/{tid}/map_files/{v.start:x}-{v.end:x}")
+            except OSError:
+                st = None
+            if st is None or not statmod.S_ISREG(st.st_mode):
+                self.r.approximated["exec mapping of an unknown file as anonymous"] += 1
+                return None
+            path = v.path[:-len(" (deleted)")] if v.path.endswith(" (deleted)") else v.path
+            return self._declare((st.st_dev, st.st_ino), path, st.st_size)["name"]
+
+        for item in exec_layout(mm.tpid, vmas, start_brk, file_of):
+            if item.__class__ is str:
+                if "below where the model's starts" in item:
+                    self.r.approximated["program break below the model's 0x600000"] += 1
+                self.comment(item)
             else:
-                try:
-                    st = os.stat(f"/proc/{tid}/map_files/{v.start:x}-{v.end:x}")
-                except OSError:
-                    st = None
-                if st is None or not statmod.S_ISREG(st.st_mode):
-                    flags.append("anonymous")
-                    self.r.approximated["exec mapping of an unknown file as anonymous"] += 1
-                else:
-                    path = name[:-len(" (deleted)")] if name.endswith(" (deleted)") else name
-                    fev = self._declare((st.st_dev, st.st_ino), path, st.st_size)
-                    file = {"name": fev["name"], "offset": v.offset}
-            flags.append("fixed")
-            flags = [w for w in _WORD_ORDER if w in flags]
-            self.emit({"op": "mmap", "pid": mm.tpid, "addr": v.start, "len": v.end - v.start,
-                       "prot": v.perms[:3], "flags": flags, "file": file, "expect": v.start},
-                      synthesized=True)
+                self.emit(item, synthesized=True)
         if self.observe:
             mm.pages = np.empty(0, np.uint64)
             mm.ents = np.empty(0, np.uint64)
@@ -954,8 +937,14 @@ class Recorder:
     def _read(self, tid: int, ranges: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
         pages: list[np.ndarray] = []
         ents: list[np.ndarray] = []
+        merged: list[list[int]] = []            # adjacent ranges read at once
+        for a, b in sorted(ranges):
+            if merged and merged[-1][1] == a:
+                merged[-1][1] = b
+            else:
+                merged.append([a, b])
         with open(f"/proc/{tid}/pagemap", "rb", buffering=0) as f:
-            for a, b in ranges:
+            for a, b in merged:
                 p, e = ps.pagemap_nonzero(f.fileno(), a, b)
                 if p.size:
                     pages.append(p)
@@ -1011,50 +1000,17 @@ class Recorder:
             ps.clear_soft_dirty(tid)
         if not emit or not p.size:
             return
-        # the previous entry of each page now present or swapped (0: none)
-        if old_p.size:
-            idx = np.searchsorted(old_p, p)
-            idx_c = np.minimum(idx, old_p.size - 1)
-            found = old_p[idx_c] == p
-            prev = np.where(found, old_e[idx_c], np.uint64(0))
-        else:
-            prev = np.zeros(p.size, np.uint64)
-        present = (e & np.uint64(ps.PM_PRESENT)) != 0
-        was_present = (prev & np.uint64(ps.PM_PRESENT)) != 0
-        pfn_mask = np.uint64(ps.PM_PFN_MASK)
-        pfn = e & pfn_mask
-        new = present & ~was_present
-        moved = present & was_present & (pfn != (prev & pfn_mask)) & (pfn != 0)
-        sd = ((e & np.uint64(ps.PM_SOFT_DIRTY)) != 0) if self.soft_dirty else np.zeros(p.size, bool)
-        changed = new | moved | (present & sd)
-        if not changed.any():
+        sel, written = changed_pages(old_p, old_e, p, e, self.zero_pfn, self.soft_dirty)
+        if not sel.size:
             return
-        anon = (e & np.uint64(ps.PM_FILE)) == 0
-        if self.zero_pfn is not None:
-            real = pfn != np.uint64(self.zero_pfn)
-        else:
-            real = (e & np.uint64(ps.PM_EXCLUSIVE)) != 0
-        # a write: an anonymous page that is not the zero page, new or a new
-        # frame (COW), in a private mapping; or a soft-dirty page
-        written = (anon & real & (new | moved)) | sd
-        sel = np.flatnonzero(changed)
         pages = p[sel]
-        wr = written[sel]
-        # the VMA of each page
         starts = np.array([v.start >> 12 for v in vmas], dtype=np.uint64)
         vi = np.searchsorted(starts, pages, side="right") - 1
-        self._emit_touches(mm, pages, wr, vi, vmas)
+        self._emit_touches(mm, pages, written, vi, vmas)
 
     def _emit_touches(self, mm: _Mm, pages: np.ndarray, wr: np.ndarray, vi: np.ndarray,
                       vmas: list) -> None:
-        n = pages.size
-        # runs: consecutive pages, one VMA, one access
-        brk = np.ones(n, bool)
-        if n > 1:
-            brk[1:] = (pages[1:] != pages[:-1] + np.uint64(1)) | (vi[1:] != vi[:-1]) | (wr[1:] != wr[:-1])
-        starts = np.flatnonzero(brk)
-        ends = np.append(starts[1:], n)
-        for s, e_ in zip(starts.tolist(), ends.tolist()):
+        for s, e_ in touch_runs(pages, wr, vi):
             v = vmas[int(vi[s])]
             perms = v.perms
             write = bool(wr[s])
@@ -1076,6 +1032,107 @@ class Recorder:
             ev["expect"] = "ok"
             self.emit(ev)
             self.r.touch_events += 1
+
+
+def exec_layout(tpid: int, vmas: list, start_brk: int | None,
+                file_of: Callable[[Any], str | None]) -> Iterator[dict | str]:
+    """The events (and ``#`` comments) that rebuild, in the model, the
+    address space execve built: ``vmas`` as ``read_vmas`` gives them,
+    ``start_brk`` from ``/proc/<pid>/stat``; ``file_of(vma)`` declares the
+    file a file-backed VMA maps and gives its trace name (None: map it as
+    anonymous memory). Every event carries its result as ``expect``.
+
+    The break comes first, while nothing is mapped: the model's break
+    starts at MODEL_START_BRK, so ``brk(start_brk)`` grows it there and a
+    ``munmap`` takes away what that mapped below; ``brk(NULL)`` then
+    returns ``start_brk``, as the kernel does. Then each VMA as a fixed
+    ``mmap``: file VMAs private (or shared) at their offset, the others
+    anonymous, ``[stack]`` with ``growsdown``."""
+    text = f"pid {tpid}: the address space execve built (/proc/PID/maps)"
+    if start_brk is not None:
+        text += f", and the program break at {start_brk:#x}"
+    yield text
+    if start_brk is not None:
+        if start_brk > MODEL_START_BRK:
+            yield {"op": "brk", "pid": tpid, "addr": start_brk, "expect": start_brk}
+            yield {"op": "munmap", "pid": tpid, "addr": MODEL_START_BRK,
+                   "len": start_brk - MODEL_START_BRK, "expect": 0}
+        elif start_brk < MODEL_START_BRK:
+            yield (f"pid {tpid}: the break starts at {start_brk:#x}, below where the model's "
+                   f"starts ({MODEL_START_BRK:#x}): brk results will differ")
+    for v in vmas:
+        flags = ["shared" if v.perms[3:4] == "s" else "private", "fixed"]
+        file = None
+        name = v.path
+        if v.inode and name.startswith("/"):
+            fname = file_of(v)
+            if fname is not None:
+                file = {"name": fname, "offset": v.offset}
+        if file is None:
+            flags.append("anonymous")
+            if name == "[stack]":
+                flags.append("growsdown")
+        yield {"op": "mmap", "pid": tpid, "addr": v.start, "len": v.end - v.start,
+               "prot": v.perms[:3], "flags": [w for w in _WORD_ORDER if w in flags],
+               "file": file, "expect": v.start}
+
+
+def changed_pages(old_pages: np.ndarray, old_ents: np.ndarray, pages: np.ndarray,
+                  ents: np.ndarray, zero_pfn: int | None,
+                  soft_dirty: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Compare two readings of pagemap (sorted page numbers and their
+    entries, present or swapped pages only) and say which pages of the new
+    one were touched in between, and which of those were written.
+
+    Returns (indexes into ``pages`` of the touched pages, written? for each).
+    Touched: present now and not before (a fault, a swap-in), present before
+    with another frame now (a copy on write, or a re-read after reclaim), or
+    soft-dirty (with ``soft_dirty``). Written: soft-dirty, or an anonymous
+    page (not the page cache, not shmem) that is new (not swapped in) or on
+    a new frame and is not the zero page (``zero_pfn``; where frames are hidden, an exclusively
+    mapped page stands for a page of its own)."""
+    n = pages.size
+    if old_pages.size:
+        idx = np.searchsorted(old_pages, pages)
+        idx_c = np.minimum(idx, old_pages.size - 1)
+        found = old_pages[idx_c] == pages
+        prev = np.where(found, old_ents[idx_c], np.uint64(0))
+    else:
+        prev = np.zeros(n, np.uint64)
+    present = (ents & np.uint64(ps.PM_PRESENT)) != 0
+    was_present = (prev & np.uint64(ps.PM_PRESENT)) != 0
+    pfn_mask = np.uint64(ps.PM_PFN_MASK)
+    pfn = ents & pfn_mask
+    new = present & ~was_present
+    moved = present & was_present & (pfn != (prev & pfn_mask)) & (pfn != 0)
+    if soft_dirty:
+        sd = present & ((ents & np.uint64(ps.PM_SOFT_DIRTY)) != 0)
+    else:
+        sd = np.zeros(n, bool)
+    changed = new | moved | sd
+    anon = (ents & np.uint64(ps.PM_FILE)) == 0
+    if zero_pfn is not None:
+        real = pfn != np.uint64(zero_pfn)
+    else:
+        real = (ents & np.uint64(ps.PM_EXCLUSIVE)) != 0
+    swapped_in = new & ((prev & np.uint64(ps.PM_SWAP)) != 0)
+    written = (anon & real & (new | moved) & ~swapped_in) | sd
+    sel = np.flatnonzero(changed)
+    return sel, written[sel]
+
+
+def touch_runs(pages: np.ndarray, written: np.ndarray,
+               vma_index: np.ndarray) -> list[tuple[int, int]]:
+    """Runs ``[i, j)`` of consecutive pages in one VMA with one access."""
+    n = pages.size
+    if not n:
+        return []
+    cut = np.ones(n, bool)
+    if n > 1:
+        cut[1:] = ((pages[1:] != pages[:-1] + np.uint64(1)) | (vma_index[1:] != vma_index[:-1])
+                   | (written[1:] != written[:-1]))
+    starts = np.flatnonzero(cut).tolist()
+    return list(zip(starts, starts[1:] + [n]))
 
 
 def record(argv: list[str], **kw: Any) -> Recording:

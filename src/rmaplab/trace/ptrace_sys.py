@@ -286,3 +286,38 @@ def read_start_brk(tid: int) -> int | None:
         return int(rest[44])
     except (IndexError, ValueError):
         return None
+
+
+def unavailable_reason() -> str | None:
+    """None when this process can trace a child of its own the way the
+    recorder does (PTRACE_SEIZE, PTRACE_GET_SYSCALL_INFO); else why not,
+    in one line."""
+    try:
+        libc()
+    except PtraceUnavailable as e:
+        return str(e)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                        # wait for the pipe to close, then go
+        try:
+            os.close(w)
+            os.read(r, 1)
+        finally:
+            os._exit(0)
+    os.close(r)
+    why = None
+    try:
+        ptrace(PTRACE_SEIZE, pid, 0, O_EXITKILL)
+        ptrace(PTRACE_INTERRUPT, pid)
+        _, status = os.waitpid(pid, WALL)
+        try:
+            syscall_info(pid)
+        except OSError as e:
+            why = f"PTRACE_GET_SYSCALL_INFO failed (Linux 5.3 or later is needed): {e.strerror}"
+        resume(PTRACE_CONT, pid)
+    except OSError as e:
+        why = f"ptrace is not permitted here: {e.strerror}"
+    finally:
+        os.close(w)
+        os.waitpid(pid, WALL)
+    return why

@@ -74,12 +74,23 @@ where the model cannot (the range is taken in the model), ``expect``
 shows the divergence. With ``addresses="as-called"`` the calls are written
 as called and the model chooses (2.6.7 bottom-up layout): later calls on
 the recorded addresses then mostly miss. The program break cannot be
-hinted: the model starts every heap at its own ``START_BRK``, so the first
-``brk`` results always differ from the machine's.
+hinted, so it is placed: at the first ``brk`` since the address space was
+made, when it is ``brk(NULL)`` returning ``B`` above the model's own start
+(0x600000) with nothing the log mapped in between, ``brk(B)`` (the model's
+break grows up to ``B``) and ``munmap`` of ``[0x600000, B)`` go right after
+the ``spawn``/``exec``, without ``expect``; the model's ``brk(NULL)`` then
+returns ``B``, and the heap grows where the machine's did.
 
 What the model never sees: the mappings that ``execve`` itself makes (the
-program, the dynamic loader, the stack, the vdso) are not system calls, so
-the loader's later ``mprotect`` of its own segments fails in the model.
+program, the dynamic loader, the stack, the vdso) are not system calls. The
+ones later calls prove are synthesised: a successful ``mprotect``,
+``madvise``, ``mlock`` or ``munlock`` on a range that no logged call mapped
+(the loader's ``mprotect`` of RELRO in the program and in itself) maps the
+unknown part as anonymous ``rw-`` memory right after the ``spawn``/``exec``
+(or at the call, where the log itself unmapped that range), without
+``expect``. Synthesised events are counted in the report's ``synthesized``,
+not in ``ops``. For the whole address space, record with the ptrace
+recorder (``rmaplab record``), which reads it from ``/proc``.
 
 Touches
 -------
