@@ -142,3 +142,12 @@ def snapshot(k: Kernel, pid: int = 1) -> list[tuple]:
     "nothing changed" assertions (identity included)."""
     return [(id(v), v.vm_start, v.vm_end, v.vm_pgoff, v.vm_flags, id(v.anon_vma))
             for v in k.mm(pid).mmap]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """List the screenshots the browser tests kept (tests/test_browser.py)."""
+    paths = getattr(config, "rmaplab_artifacts", [])
+    if paths:
+        terminalreporter.write_sep("-", "browser screenshots")
+        for p in paths:
+            terminalreporter.write_line(p)

@@ -86,6 +86,7 @@ try {
 const PAGE = 4096, SNAP = 128, LH = 14, E = D.events.length;
 const hex = (n) => n.toString(16).padStart(12, "0");
 const fmt = (n) => n.toLocaleString("en-US");
+const pl = (n, one, many) => `${fmt(n)} ${n === 1 ? one : many}`;
 const COL = {"-": "#e9e9ec", A: "#4c72b0", F: "#55a868", z: "#ffffff", s: "#8e6fc1"};
 const SHARED_A = ["#f2c14e", "#f39c34", "#e8702a", "#c8401a"];
 const SHARED_F = ["#8fd0a0", "#52a86f", "#2f8050", "#1b5e38"];
@@ -164,7 +165,7 @@ class Panel {
     let mapped = 0, shared = 0;
     for (let p = 1; p < this.count.length; p++) if (this.count[p]) { mapped++; if (this.count[p] > 1) shared++; }
     const s = this.rec.stats[Math.min(i, this.n - 1)] || [0, 0, 0, 0, 0, 0];
-    this.stats.textContent = `${fmt(s[0])} processes, ${fmt(s[1])} VMAs · frames ${fmt(s[2])} used, ` +
+    this.stats.textContent = `${pl(s[0], "process", "processes")}, ${pl(s[1], "VMA", "VMAs")} · frames ${fmt(s[2])} used, ` +
       `${fmt(mapped)} mapped, ${fmt(shared)} shared · swap ${fmt(s[3])} pages · rmap metadata ` +
       `${fmt(s[4])} B (i386), ${fmt(s[5])} B (x86_64)`;
     if (i >= this.n) this.res.innerHTML = `<span class="err">replay stopped before this event: ${this.rec.error || ""}</span>`;
