@@ -294,12 +294,12 @@ def check_pages_program(trace, n: int) -> None:
 
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory):
-    """pages.c and threads.c, compiled."""
+    """pages.c, threads.c and remap.c, compiled."""
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler")
     cc = shutil.which("cc") or shutil.which("gcc")
     out = tmp_path_factory.mktemp("progs")
-    for name, extra in (("pages", []), ("threads", ["-pthread"])):
+    for name, extra in (("pages", []), ("threads", ["-pthread"]), ("remap", [])):
         subprocess.run([cc, "-O1", "-Wall", *extra, "-o", str(out / name),
                         str(DATA / f"{name}.c")], check=True)
     return out
@@ -420,6 +420,26 @@ def test_record_threads_and_vfork(programs):
     assert {"op": "munmap", "pid": root, "addr": base, "len": P, "expect": 0} in ev
     rep = rec.reproduction("modern")
     assert rep.recorded_ok == rep.recorded, rep.mismatches
+
+
+@needs_ptrace
+def test_record_mremap_dontunmap_keeps_its_new_address(programs):
+    """MREMAP_DONTUNMAP reads new_address without MREMAP_FIXED: the event
+    carries it (as called when the call failed, the address got as the
+    hint when it moved), and the model gives the same results."""
+    rec = record([str(programs / "remap")])
+    assert rec.report.status == 0
+    remaps = [e for e in rec.events if e["op"] == "mremap"]
+    hint = 0x200000000000
+    assert [(e["flags"], e.get("new_addr"), e["expect"]) for e in remaps] == [
+        (["maymove", "dontunmap"], hint + 1, "EINVAL"),
+        (["maymove", "dontunmap"], hint, hint),
+        (["maymove"], None, hint)]                  # grown in place: nothing is there
+    # the moved pages are not touches: the source's writes were seen before
+    touched = [e for e in rec.events if e["op"] == "touch" and hint <= e["addr"] < hint + (1 << 20)]
+    assert touched == []
+    rep = rec.reproduction("modern")
+    assert rep.recorded_ok == rep.recorded and rep.expects_ok == rep.expects, rep.mismatches
 
 
 @needs_ptrace

@@ -672,10 +672,15 @@ class Recorder:
             self._unusable(mm, "mremap with unknown flags",
                            f"mremap({addr:#x}, {old_len}, {new_len}, {flagv:#x}) = {expect}")
             return
-        na: int | None = new_addr if "fixed" in flags else None
+        # the kernel reads new_addr with MREMAP_FIXED and with MREMAP_DONTUNMAP
+        # (a hint there: EINVAL when it is not page aligned)
+        na: int | None = new_addr if ("fixed" in flags or "dontunmap" in flags) else None
         if self.hint and ok and rval != addr and "maymove" in flags and "fixed" not in flags:
-            flags = ["maymove", "fixed"] + (["dontunmap"] if "dontunmap" in flags else [])
-            na = rval
+            if "dontunmap" in flags:        # the address it got, as the hint
+                na = rval
+            else:
+                flags = ["maymove", "fixed"]
+                na = rval
         ev: dict = {"op": "mremap", "pid": mm.tpid, "addr": addr, "old_len": old_len,
                     "new_len": new_len, "flags": flags}
         if na is not None:
