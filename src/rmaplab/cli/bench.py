@@ -93,10 +93,8 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.size)
     if size < 1 << 20:
         raise UsageError("--size must be at least 1M")
-    schemes = list(SCHEMES) if args.scheme == "all" else [args.scheme]
-    for s in schemes:
-        if s not in SCHEMES:
-            raise UsageError(f"unknown scheme {s!r}; choose from {', '.join(SCHEMES)} or all")
+    from rmaplab.cli.compare import _schemes
+    schemes = _schemes(args.scheme)
     groups = set(args.only or ("core", "reclaim", "memory"))
     mem = size_to_pages(args.mem)
     rows: list[dict] = []

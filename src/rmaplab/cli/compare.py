@@ -38,7 +38,8 @@ def register(sub: Any) -> None:
                "  rmaplab compare trace.jsonl --scheme anon_vma,anonmm --json\n")
     p.add_argument("target", nargs="?", help="a workload name or a trace file (default: the study)")
     p.add_argument("--scheme", default="all",
-                   help=f"'all' or a comma list of {', '.join(SCHEMES)} (default all)")
+                   help=f"'all' or a comma list of {', '.join(SCHEMES)} or FILE.py:CLASS "
+                        "(default all)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="workload parameter (repeatable)")
     p.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
@@ -54,17 +55,21 @@ def register(sub: Any) -> None:
 
 
 def _schemes(text: str) -> list[str]:
-    from rmaplab.cli.main import UsageError
-    names = list(SCHEMES) if text == "all" else [s.strip() for s in text.split(",") if s.strip()]
+    """'all' (every registered scheme) or a comma list of names and
+    FILE.py:CLASS specs, each checked through the registry."""
+    from rmaplab.rmap import registry
+    if text == "all":
+        return registry.names()
+    names = [s.strip() for s in text.split(",") if s.strip()]
     for s in names:
-        if s not in SCHEMES:
-            raise UsageError(f"unknown scheme {s!r}; choose from {', '.join(SCHEMES)} or all")
+        registry.resolve(s)             # ConfigError (exit 2) for an unknown or broken one
     return names
 
 
 def run(args: argparse.Namespace) -> int:
     schemes = _schemes(args.scheme)
-    console = Console(stderr=True) if args.json else Console()
+    # soft_wrap: piped output keeps each claim and legend line whole
+    console = Console(stderr=True, soft_wrap=True) if args.json else Console(soft_wrap=True)
     if args.target is None:
         if args.profile != "2.6.7":
             from rmaplab.cli.main import UsageError

@@ -68,7 +68,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--stats", action="store_true",
                    help="print the counters and memory/swap use as JSON on stdout")
     p.add_argument("--scheme", metavar="NAME", default=None,
-                   help=f"reverse-mapping scheme: {', '.join(SCHEMES)} (default: the "
+                   help=f"reverse-mapping scheme: {', '.join(SCHEMES)}, or FILE.py:CLASS (default: the "
                         "profile's: anon_vma, or anon_vma_chain for modern)")
     p.add_argument("--mem", metavar="SIZE", default=None,
                    help="physical memory, e.g. 64M (default: unlimited)")

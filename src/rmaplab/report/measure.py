@@ -69,7 +69,7 @@ def measure(events: Sequence[Any], scheme: str, mem_pages: int | None = None,
     import time
     k = Kernel(Config(profile=profile, scheme=scheme, mem_pages=mem_pages, swap_pages=swap_pages,
                       extra=dict(extra or {})))
-    m = Metrics(scheme)
+    m = Metrics(k.config.scheme)        # a plugin spec shows as its scheme's name
     by_op: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     every = max(1, len(events) // samples)
     before = k.stat.as_dict()
