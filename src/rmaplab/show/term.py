@@ -334,8 +334,9 @@ def _leads(d: dict[str, Any], scheme: str) -> str:
     if scheme == "anon_vma":
         return f"page->mapping -> av{d.get('anon_vma')}, whose list holds {d.get('nr_vmas')} VMAs"
     if scheme == "anon_vma_chain":
+        n = d.get("nr_avcs")
         return (f"page->mapping -> av{d.get('anon_vma')} (root av{d.get('root')}), whose tree "
-                f"holds {d.get('nr_avcs')} AVCs; the walk queries it at page->index")
+                f"holds {n} AVC{'s' if n != 1 else ''}; the walk queries it at page->index")
     if scheme == "anonmm":
         owner = f"pid {d['owner']}" if d.get("owner") is not None else "an exited mm"
         return (f"page->mapping -> am{d.get('anonmm')} ({owner}) in the bundle of am{d.get('head')} "
