@@ -120,3 +120,17 @@ def test_bad_scheme_specs_are_one_line_errors(tmp_path):
                       (f"{tmp_path}/x.py:NotAScheme", "not a subclass")]:
         with pytest.raises(ConfigError, match=why):
             Config(scheme=spec)
+
+
+def test_the_study_measures_the_seeds_verdict_on_private_file_copies():
+    from rmaplab.report.study import CASES, Job, run_job, verdicts
+    assert any(c.name == "privfile" and "pure_anon_vma" in c.schemes for c in CASES)
+    res = {("privfile", s): run_job(Job("privfile", s, (("processes", 16),)))[1]
+           for s in ("anon_vma", "pure_anon_vma")}
+    (v,) = [v for v in verdicts(res) if v.case == "privfile"]
+    assert v.supported is True
+    a, b = v.values["anon_vma"], v.values["pure_anon_vma"]
+    assert b > 2 * a
+    # fewer anon_vmas: the variant's saving
+    assert res[("privfile", "pure_anon_vma")].peak_bytes["i386"] < \
+        res[("privfile", "anon_vma")].peak_bytes["i386"]

@@ -98,6 +98,23 @@ def fanout_case(children: int = 48, pages: int = 128) -> list[dict]:
     return ev
 
 
+def privfile_case(processes: int = 32, pages: int = 16, written: int = 4) -> list[dict]:
+    """Shared libraries' data: processes (each its own program, no fork)
+    map one library's data privately, read it all and write a few pages
+    (copy on write); then reclaim walks those private copies."""
+    lib = BASE + (1 << 20) * PAGE
+    ev: list[dict] = [{"op": "file", "name": "libc.so", "size": pages * PAGE}]
+    for pid in range(1, processes + 1):
+        ev += [{"op": "spawn", "pid": pid},
+               {"op": "mmap", "pid": pid, "addr": lib, "len": pages * PAGE, "prot": "rw-",
+                "flags": ["private", "fixed"], "file": {"name": "libc.so", "offset": 0},
+                "expect": lib},
+               {"op": "touch", "pid": pid, "addr": lib, "len": pages * PAGE, "access": "r"},
+               _w(pid, lib, written, f"data{pid}")]
+    ev.append({"op": "reclaim", "pages": processes * written})
+    return ev
+
+
 @dataclass
 class Case:
     name: str
@@ -118,6 +135,8 @@ CASES = [
          ("anon_vma", "anonmm", "pte_chain", "anon_vma_chain")),
     Case("fanout", "AIM7-like fan-out: reclaim of child-private COW pages", fanout_case, None,
          ("anon_vma", "anonmm", "pte_chain", "anon_vma_chain")),
+    Case("privfile", "shared libraries' data: reclaim of private copies of file pages",
+         privfile_case, None, ("anon_vma", "pure_anon_vma", "anon_vma_chain")),
 ]
 
 
@@ -211,6 +230,19 @@ def verdicts(res: dict[tuple[str, str], Metrics]) -> list[Verdict]:
                                f" anon_vma_chain {b:.1f}", b * 4 < a,
                                {"anon_vma": a, "anon_vma_chain": b},
                                "rmap work per reclaimed page", SWEEP_FANOUT))
+    av, pu = _get(res, "privfile", "anon_vma"), _get(res, "privfile", "pure_anon_vma")
+    if av is not None and pu is not None:
+        a, b = per_steal(av), per_steal(pu)
+        if a is not None and b is not None:
+            out.append(Verdict("anon_vma only for purely anonymous vmas is \"probably not a good "
+                               "idea\": each private copy needs a long search of the file's vmas",
+                               "privfile",
+                               f"rmap work per reclaimed page: anon_vma {a:.1f}, pure_anon_vma "
+                               f"{b:.1f}; peak metadata (i386): anon_vma "
+                               f"{av.peak_bytes['i386']:,} B, pure_anon_vma "
+                               f"{pu.peak_bytes['i386']:,} B", b > 2 * a,
+                               {"anon_vma": a, "pure_anon_vma": b},
+                               "rmap work per reclaimed page"))
     return out
 
 
