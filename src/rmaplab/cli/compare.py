@@ -95,13 +95,8 @@ def _load(args: argparse.Namespace) -> tuple[str, list]:
     if target not in WORKLOADS:
         known = ", ".join(sorted(WORKLOADS)) or "none yet"
         raise UsageError(f"{target!r} is neither a trace file nor a workload ({known})")
-    params: dict[str, Any] = {}
-    for kv in args.param:
-        if "=" not in kv:
-            raise UsageError(f"bad parameter {kv!r}: expected KEY=VALUE")
-        key, val = kv.split("=", 1)
-        params[key] = int(val) if val.lstrip("-").isdigit() else val
-    try:
+    try:                                # one parser for generate, compare and sweep
+        params = WORKLOADS[target].parse_params(args.param)
         events = WORKLOADS[target].generate(seed=args.seed, **params)
     except (TypeError, ValueError) as e:
         raise UsageError(f"workload {target}: {e}") from None

@@ -50,10 +50,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _value(text: str) -> Any:
-    return int(text) if text.lstrip("-").isdigit() else text
-
-
 def _point(job: tuple[str, dict, str, int | None, int]) -> tuple[tuple, dict]:
     """Generate the workload and measure it (runs in a worker process)."""
     from rmaplab.report.measure import measure
@@ -78,24 +74,24 @@ def run(args: argparse.Namespace) -> int:
     values = [v.strip() for v in vals.split(",") if v.strip()]
     if not values:
         raise UsageError("--vary needs at least one value")
-    fixed: dict[str, Any] = {}
-    for kv in args.param:
-        if "=" not in kv:
-            raise UsageError(f"bad parameter {kv!r}: expected KEY=VALUE")
-        k, v = kv.split("=", 1)
-        fixed[k] = _value(v)
+    w = WORKLOADS[args.workload]
+    try:                                # one parser for generate, compare and sweep
+        fixed = w.parse_params(args.param)
+        varied = ([w.parse_params([f"{vname}={v}"])[vname] for v in values]
+                  if vname != "mem" else values)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     schemes = _schemes(args.scheme)
     try:
         base_mem = size_to_pages(args.mem)
         jobs, xs = [], []
-        for v in values:
+        for v in varied:
             params, mem = dict(fixed), base_mem
             if vname == "mem":
                 mem = size_to_pages(v)
                 x = mem
             else:
-                params[vname] = _value(v)
-                x = params[vname]
+                params[vname] = x = v
             xs.append(x)
             for s in schemes:
                 jobs.append((args.workload, params, s, mem, args.seed))
