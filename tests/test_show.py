@@ -169,6 +169,11 @@ def _pressure_trace() -> list:
           {"op": "touch", "pid": 3, "addr": a, "len": 8 * P, "access": "r"},
           {"op": "munmap", "pid": 1, "addr": a + 64 * P, "len": 16 * P},
           {"op": "touch", "pid": 3, "addr": a + 48 * P, "len": 16 * P, "access": "w", "token": "d"},
+          {"op": "mprotect", "pid": 3, "addr": a + 8 * P, "len": 8 * P, "prot": "rw-"},
+          {"op": "touch", "pid": 3, "addr": a + 4 * P, "len": 16 * P, "access": "w", "token": "e"},
+          {"op": "madvise", "pid": 1, "addr": a, "len": 4 * P, "advice": "dontneed"},
+          {"op": "mmap", "pid": 1, "addr": None, "len": 4 * P, "prot": "rw-",
+           "flags": ["private", "anonymous"], "file": None},
           {"op": "exit", "pid": 2},
           {"op": "checkpoint", "name": "end"}]
     return _trace(ev)
@@ -316,3 +321,21 @@ def test_a_scheme_is_drawn_by_the_kind_of_its_structures():
     bare = {"scheme": "plugin", "metadata": {"i386": 0, "x86_64": 0}}
     assert "describes no structures" in dot_source(bare)
     assert [t.plain for t in rmap_lines(bare)] == ["rmap: plugin"]
+
+
+@pytest.mark.parametrize("workload, params", [
+    ("jit", {"regions": 24, "flips": 120}), ("kbuild", {"compiles": 6, "jobs": 3}),
+    ("realloc", {"steps": 40}), ("shared_server", {"workers": 3, "size": 64, "private": 32, "chunk": 16})])
+def test_recording_of_workloads_matches_looking_at_everything(workload, params):
+    """Reusing the rows of VMAs outside an event's range gives, at every
+    event, what reading every page table again gives."""
+    events = list(parse_trace([json.dumps(e) for e in WORKLOADS[workload].generate(
+        seed=3, **params)]).events)
+    cfg = Config(scheme="anon_vma_chain")
+    rec = record(events, cfg, graph_budget=3)
+    full = record(events, cfg, graph_budget=3, every_process=True)
+    assert rec.error is None and full.error is None
+    for i in range(len(events)):
+        a, b = rebuild(rec, i), rebuild(full, i)
+        assert {p: [r[1:] for r in rows] for p, rows in a.items()} == \
+            {p: [r[1:] for r in rows] for p, rows in b.items()}, f"event {i} {events[i].op}"

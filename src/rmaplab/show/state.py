@@ -86,12 +86,28 @@ def vma_runs(kernel: Any, vma: Any) -> tuple[Run, ...]:
                  for i, ln in zip(starts.tolist(), lengths.tolist()))
 
 
-def process_rows(kernel: Any, pid: int) -> tuple[Row, ...]:
-    """Every VMA of ``pid`` in address order, with its pages."""
+def process_rows(kernel: Any, pid: int, old: tuple[Row, ...] | None = None,
+                 dirty: list[tuple[int, int]] | None = None) -> tuple[Row, ...]:
+    """Every VMA of ``pid`` in address order, with its pages. With ``old``
+    (the rows drawn before) and ``dirty`` (the address ranges whose ptes
+    may have changed since), a VMA outside every dirty range whose
+    serial, bounds, flags, pgoff and anon_vma are as before keeps its old
+    runs instead of reading its page tables again."""
     scheme = kernel.scheme
-    return tuple(Row(v.serial, v.vm_start, v.vm_end, perms(v.vm_flags), v.vm_pgoff,
-                     vma_file_name(v), scheme.anon_vma_id(v), vma_runs(kernel, v))
-                 for v in kernel.mm(pid).mmap if not v.vm_flags & VM_IO)
+    before = {r.vma: r for r in old} if old is not None and dirty is not None else {}
+    out = []
+    for v in kernel.mm(pid).mmap:
+        if v.vm_flags & VM_IO:
+            continue
+        head = (v.serial, v.vm_start, v.vm_end, perms(v.vm_flags), v.vm_pgoff,
+                vma_file_name(v), scheme.anon_vma_id(v))
+        r = before.get(v.serial)
+        if (r is not None and (r.vma, r.start, r.end, r.perms, r.pgoff, r.file, r.anon_vma) == head
+                and not any(s < v.vm_end and v.vm_start < e for s, e in dirty or ())):
+            out.append(r)
+        else:
+            out.append(Row(*head, vma_runs(kernel, v)))
+    return tuple(out)
 
 
 def expand(row: Row) -> tuple[np.ndarray, np.ndarray]:

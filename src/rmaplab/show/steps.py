@@ -126,10 +126,11 @@ def record(events: Sequence[Any], config: Config, graph_budget: int = 300,
         for pid in [p for p in rows if p not in alive]:
             vmas -= len(rows.pop(pid))
             delta.append([pid, None])
+        dirty = None if look is pids else _dirty(ev, res)
         for pid in look:
             if pid not in alive:
                 continue
-            new = process_rows(k, pid)
+            new = process_rows(k, pid, rows.get(pid), dirty if pid == ev.pid else None)
             old = rows.get(pid)
             if new != old:
                 delta.append([pid, encode_delta(old, new)])
@@ -156,6 +157,24 @@ def record(events: Sequence[Any], config: Config, graph_budget: int = 300,
         if progress is not None:
             progress(i + 1)
     return rec
+
+
+#: ops whose ptes and VMAs change only inside their address range
+_RANGED = {"touch", "munmap", "mprotect", "madvise", "mlock", "munlock"}
+
+
+def _dirty(ev: Any, res: Any) -> list[tuple[int, int]] | None:
+    """The address ranges of its own process an event can change (None:
+    anywhere). Merges, splits and faults stay inside the range, or touch a
+    VMA that overlaps it."""
+    a = ev.args
+    if ev.op in _RANGED:
+        return [(int(a[0]), int(a[0]) + max(0, int(a[1])))]
+    if ev.op == "mmap" and isinstance(res, int):
+        return [(res, res + max(0, int(a[1])))]
+    if ev.op == "mremap" and isinstance(res, int):
+        return [(int(a[0]), int(a[0]) + max(0, int(a[1]))), (res, res + max(0, int(a[2])))]
+    return None
 
 
 def rebuild(rec: Recording, upto: int) -> dict[int, list[list[Any]]]:
