@@ -339,3 +339,24 @@ def test_recording_of_workloads_matches_looking_at_everything(workload, params):
         a, b = rebuild(rec, i), rebuild(full, i)
         assert {p: [r[1:] for r in rows] for p, rows in a.items()} == \
             {p: [r[1:] for r in rows] for p, rows in b.items()}, f"event {i} {events[i].op}"
+
+
+def test_graphs_survive_dot_breaking_down(monkeypatch):
+    """When dot fails on a batch, each graph is laid out alone; one that
+    still fails is replaced by a note, and the rest are drawn."""
+    import graphviz
+
+    from rmaplab.show.graph import dot_available, render_svgs
+    if not dot_available():
+        pytest.skip("graphviz's dot is not installed")
+    real = graphviz.pipe
+
+    def flaky(engine, fmt, data, **kw):
+        if data.count(b"digraph") > 1 or b"BAD" in data:
+            raise graphviz.CalledProcessError(-6, ["dot"], stderr=b"corrupted size")
+        return real(engine, fmt, data, **kw)
+    monkeypatch.setattr(graphviz, "pipe", flaky)
+    svgs = render_svgs(['digraph { a -> b }', 'digraph { BAD -> c }', 'digraph { d }'], jobs=1)
+    assert len(svgs) == 3
+    assert "<title>a&#45;&gt;b</title>" in svgs[0] and "could not lay out" in svgs[1]
+    assert "<title>d</title>" in svgs[2]

@@ -239,16 +239,30 @@ def render_svgs(sources: Sequence[str], jobs: int = 2,
                               "(pip install graphviz)") from None
     chunks = [list(sources[i:i + batch]) for i in range(0, len(sources), batch)]
 
-    def run(chunk: list[str]) -> list[str]:
+    def dot(data: str) -> str:
         try:
-            out = graphviz.pipe("dot", "svg", "\n".join(chunk).encode(), quiet=True)
+            return graphviz.pipe("dot", "svg", data.encode(), quiet=True).decode()
         except graphviz.ExecutableNotFound:
             raise GraphvizMissing("graphviz's 'dot' program was not found "
                                   "(Debian: apt-get install graphviz)") from None
-        svgs = [_clean(s + "</svg>") for s in out.decode().split("</svg>") if "<svg" in s]
-        if len(svgs) != len(chunk):
-            raise RuntimeError(f"dot made {len(svgs)} drawings of {len(chunk)} graphs")
-        return svgs
+
+    def run(chunk: list[str]) -> list[str]:
+        # Many graphs to one dot: fast, but graphviz 2.43 sometimes breaks
+        # down on a sequence it lays out fine one by one; then one by one,
+        # and a graph dot cannot lay out says so in its place.
+        try:
+            svgs = [_clean(s + "</svg>") for s in dot("\n".join(chunk)).split("</svg>") if "<svg" in s]
+            if len(svgs) == len(chunk):
+                return svgs
+        except graphviz.CalledProcessError:
+            pass
+        out = []
+        for src in chunk:
+            try:
+                out.append(_clean(dot(src)))
+            except (graphviz.CalledProcessError, ValueError) as e:
+                out.append(_failed(str(e).splitlines()[0][:200]))
+        return out
 
     out: list[str] = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
@@ -257,6 +271,14 @@ def render_svgs(sources: Sequence[str], jobs: int = 2,
             if progress is not None:
                 progress(len(out))
     return out
+
+
+def _failed(why: str) -> str:
+    """An SVG that says graphviz could not draw this graph."""
+    from html import escape
+    return ("<svg xmlns='http://www.w3.org/2000/svg' width='420' height='40'><text x='6' y='24' "
+            f"font-size='12' fill='#b00020'>graphviz could not lay out this graph: {escape(why)}"
+            "</text></svg>")
 
 
 def dot_available() -> bool:
