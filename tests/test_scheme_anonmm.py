@@ -249,7 +249,7 @@ def test_exited_mms_pages_migrate_on_page_referenced():
     assert k.scheme.try_to_unmap(pfns[2]) == SWAP_FAIL
     assert int(k.mem.mapping[pfns[2]]) == dead.tag
     for n, pfn in enumerate(pfns, 1):
-        d = delta(k, lambda: k.scheme.page_referenced(pfn), "anonmm_migrations", "anonmm_free",
+        d = delta(k, lambda p=pfn: k.scheme.page_referenced(p), "anonmm_migrations", "anonmm_free",
                   "rmap_pgtable_walks")
         assert d["rmap_pgtable_walks"] == 1        # the dead mm is skipped
         assert int(k.mem.mapping[pfn]) == k.mm(3).rmap.tag
@@ -523,62 +523,3 @@ def test_tiny_memory_with_swapping_and_mremap_of_swapped_shared_pages():
     k.exit(3)
     assert k.scheme.anonmms == {}
     check_no_leaks(k)
-
-
-# -- the stateful machine of test_stateful.py, run with anonmm ---------------------------
-
-from hypothesis import HealthCheck, settings  # noqa: E402
-
-import test_stateful  # noqa: E402
-from test_stateful import RmapMachine  # noqa: E402
-
-
-class AnonmmMachine(RmapMachine):
-    CONFIG_KW = dict(scheme="anonmm")
-
-
-class TinyAnonmmMachine(RmapMachine):
-    CONFIG_KW = dict(scheme="anonmm", mem_pages=64, swap_pages=512)
-    RECLAIM = True
-    ALLOW_OOM = True
-
-
-def _default_twin(machine: type) -> type:
-    """The same machine with the default scheme (anon_vma)."""
-    kw = {k: v for k, v in machine.CONFIG_KW.items() if k != "scheme"}
-    return type(machine.__name__, (machine,), {"CONFIG_KW": kw})
-
-
-def _core_bug(machine: type, err: BaseException) -> bool:
-    """Does the falsifying program Hypothesis noted fail the same way with
-    the default scheme (anon_vma)? Then the bug is in the core, not in
-    anonmm. Every failure of a group must be such a replay."""
-    if isinstance(err, BaseExceptionGroup):
-        return all(_core_bug(machine, e) for e in err.exceptions)
-    notes = "\n".join(getattr(err, "__notes__", []))
-    prog = [line.strip() for line in notes.splitlines()
-            if line.strip().startswith(("state", "procs_"))]
-    if not prog:
-        return False
-    try:
-        exec("\n".join(prog), {machine.__name__: _default_twin(machine)})
-    except Exception as again:  # noqa: BLE001
-        return type(again) is type(err) and str(again).split(":")[0] == str(err).split(":")[0]
-    return False
-
-
-@pytest.mark.parametrize("machine, examples", [(AnonmmMachine, 60), (TinyAnonmmMachine, 30)])
-def test_stateful_machine_with_anonmm(machine, examples, monkeypatch):
-    # Steer around the core bugs test_stateful already documents; a failure
-    # left that the default scheme reproduces on the same program is a core
-    # bug too (xfail, named); anything else is anonmm's and fails.
-    monkeypatch.setattr(test_stateful, "AVOID_KNOWN_BUGS", True)
-    machine.TestCase.settings = settings(
-        max_examples=examples, stateful_step_count=50, deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-    try:
-        machine.TestCase().runTest()
-    except Exception as err:  # noqa: BLE001
-        if _core_bug(machine, err):
-            pytest.xfail(f"core bug, the default scheme fails the same program: {err}")
-        raise

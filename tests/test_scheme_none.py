@@ -19,8 +19,8 @@ from rmaplab.check import validate
 from rmaplab.errors import InvariantError
 from rmaplab.mm.swap_state import add_to_swap
 from rmaplab.rmap.scheme import SWAP_SUCCESS
-from test_scheme_pte_chain import (MAX_EXAMPLES, RmapMachine, _two_faulted_neighbours_and_a_hole,
-                                   run_generic_scenario, run_machine, run_tiny_memory_scenario)
+from test_scheme_pte_chain import (_two_faulted_neighbours_and_a_hole, run_generic_scenario,
+                                   run_tiny_memory_scenario)
 
 
 def nk(**cfg):
@@ -182,21 +182,3 @@ def test_tiny_memory_scenario():
     st = run_tiny_memory_scenario("none")
     assert st["rmap_mms_visited"] > 0 and st["rmap_ptes_compared"] > st["rmap_ptes_found"]
     assert st["pte_chain_alloc"] == st["lock_anon_vma"] == st["find_vma_calls"] == 0
-
-
-class NoneMachine(RmapMachine):
-    CONFIG_KW = dict(scheme="none")
-
-
-class NoneTinyMachine(RmapMachine):
-    CONFIG_KW = dict(scheme="none", mem_pages=32, swap_pages=256)
-    RECLAIM = True
-    ALLOW_OOM = True
-
-
-def test_state_machine(monkeypatch):
-    run_machine(NoneMachine, max(1, MAX_EXAMPLES // 3), monkeypatch)
-
-
-def test_state_machine_tiny_memory(monkeypatch):
-    run_machine(NoneTinyMachine, max(1, MAX_EXAMPLES // 5), monkeypatch)

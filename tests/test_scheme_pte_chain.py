@@ -27,10 +27,8 @@ The generic scenarios are plain functions (``run_generic_scenario``,
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from conftest import P, addr, check, draw, mapx, new_kernel, pfn_at, read, spans, write
 from rmaplab.check import check_no_leaks, check_rmap_complete, validate
@@ -553,75 +551,3 @@ def test_tiny_memory_scenario():
     # every unmap was a trylock and a find_vma on a chain entry
     assert st["find_vma_calls"] == st["trylock_page_table"] > 0
     assert st["lock_page_table"] == st["lock_anon_vma"] == st["lock_i_mmap"] == 0
-
-
-# -- the Hypothesis state machine on this scheme ---------------------------------------------
-
-import re  # noqa: E402
-
-import test_stateful  # noqa: E402
-from test_stateful import MAX_EXAMPLES, STEPS_PER_EXAMPLE, RmapMachine  # noqa: E402
-
-
-class PteChainMachine(RmapMachine):
-    CONFIG_KW = dict(scheme="pte_chain")
-
-
-class PteChainTinyMachine(RmapMachine):
-    CONFIG_KW = dict(scheme="pte_chain", mem_pages=32, swap_pages=256)
-    RECLAIM = True
-    ALLOW_OOM = True
-
-
-def _program(err: BaseException, machine: type) -> list[str]:
-    """The replayable program Hypothesis attached to a failure."""
-    lines = "\n".join(getattr(err, "__notes__", [])).splitlines()
-    return [ln for ln in lines if ln.startswith(("state", "procs_"))]
-
-
-def _same_failure(a: BaseException, b: BaseException) -> bool:
-    def norm(e: BaseException) -> str:
-        return re.sub(r"#\d+", "#", str(e).split(":")[0])
-    return type(a) is type(b) and norm(a) == norm(b)
-
-
-def fails_with_default_scheme(machine: type, err: BaseException) -> bool:
-    """Replay the failing program with the same machine on the default
-    scheme (anon_vma): failing there the same way means a core bug, not
-    one of this scheme. Every failure of a group must replay."""
-    if isinstance(err, BaseExceptionGroup):
-        return all(fails_with_default_scheme(machine, e) for e in err.exceptions)
-    prog = _program(err, machine)
-    if not prog:
-        return False
-    kw = {k: v for k, v in machine.CONFIG_KW.items() if k != "scheme"}
-    twin = type(machine.__name__, (machine,), {"CONFIG_KW": kw})
-    try:
-        exec("\n".join(prog), {machine.__name__: twin})
-    except Exception as again:  # noqa: BLE001
-        return _same_failure(err, again)
-    return False
-
-
-def run_machine(machine: type, examples: int, monkeypatch: Any) -> None:
-    """Run the state machine on a scheme. Inputs that hit the model bugs
-    test_stateful.py documents are steered around; a failure that the
-    default scheme shows too is reported as an xfail (a core bug)."""
-    monkeypatch.setattr(test_stateful, "AVOID_KNOWN_BUGS", True)
-    machine.TestCase.settings = settings(
-        max_examples=examples, stateful_step_count=STEPS_PER_EXAMPLE, deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-    try:
-        machine.TestCase().runTest()
-    except Exception as err:  # noqa: BLE001
-        if fails_with_default_scheme(machine, err):
-            pytest.xfail(f"core bug: the default scheme fails the same program: {err}")
-        raise
-
-
-def test_state_machine(monkeypatch):
-    run_machine(PteChainMachine, max(1, MAX_EXAMPLES // 3), monkeypatch)
-
-
-def test_state_machine_tiny_memory(monkeypatch):
-    run_machine(PteChainTinyMachine, max(1, MAX_EXAMPLES // 5), monkeypatch)

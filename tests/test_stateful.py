@@ -39,22 +39,24 @@ Addresses. Rules name pages, not addresses, so programs stay readable:
 Files: ``f0`` is 6 pages, ``f1`` is 2.5 pages (3 pages readable); page i of
 a file reads ``"<name>:<i>"`` until written through a shared mapping.
 
-Running:
+Running: ``test_rmap_machine`` runs the machine under every registered
+scheme (and anon_vma_chain's 2011 merge rule), each on plain memory and on
+tiny memory (32 frames, 256 swap slots, a ``reclaim`` rule). A failure
+fails; nothing is skipped or marked expected to fail. Settings profiles
+(``RMAPLAB_HYPOTHESIS_PROFILE``):
 
-- default (100 examples of up to 50 steps, about 20-25 s of CPU)::
+- ``ci`` (default): 20 programs of up to 50 steps per machine::
 
-      cd /work/main && python -m pytest -q tests/test_stateful.py
+      python -m pytest -q tests/test_stateful.py
 
-- long run, at least 100 000 steps (about 15-20 minutes of CPU)::
+- ``dev``: 60 programs per machine;
+- ``soak``: at least ``RMAPLAB_STRESS_STEPS`` (default 100 000) steps per
+  machine, programs of up to 100 steps; prints outcome counts and fails if
+  fewer steps ran::
 
-      cd /work/main && RMAPLAB_STRESS_STEPS=100000 python -m pytest -q -s tests/test_stateful.py
+      RMAPLAB_STRESS_STEPS=100000 python -m pytest -q -s tests/test_stateful.py -k anon_vma-plain
 
-  ``RMAPLAB_STRESS_STEPS=N`` runs at least N rule steps in total (examples
-  of up to 100 steps); it prints outcome counts and the number of steps run,
-  and fails if fewer than N ran. ``RMAPLAB_STATS=1`` prints the counts for
-  any run.
-- tiny memory (32 frames, 256 swap slots, a ``reclaim`` rule): add
-  ``RMAPLAB_TINY=1`` to either command.
+``RMAPLAB_STATS=1`` prints the outcome counts of any run.
 
 A failure prints a replayable program (``state = RmapMachine()`` followed
 by one ``state.<rule>(...)`` per step); paste it into a test to replay it.
@@ -93,7 +95,7 @@ from hypothesis.stateful import (Bundle, RuleBasedStateMachine, consumes, initia
 from refmodel import ANON, SHARED, Err, RefModel
 from rmaplab.asm.page import PAGE_SHIFT, PAGE_SIZE, TASK_UNMAPPED_BASE
 from rmaplab.check import check_no_leaks, check_rmap_complete, validate
-from rmaplab.config import Config
+from rmaplab.config import SCHEMES, Config
 from rmaplab.errors import SyscallError
 from rmaplab.kernel.system import START_BRK, Kernel
 from rmaplab.mm.mm_types import VM_EXEC, VM_LOCKED, VM_MAYSHARE, VM_READ, VM_WRITE
@@ -149,11 +151,6 @@ extras = st.sampled_from(["", "", "", "locked", "populate", "noreserve"])
 parts = st.sampled_from(["all", "head", "tail", "middle", "beyond"])
 advices = st.sampled_from(["dontneed", "dontneed", "normal", "random", "sequential", "willneed"])
 
-#: Exploration aid: ``RMAPLAB_AVOID_KNOWN_BUGS=1`` steers around inputs that
-#: trigger the *open* model bugs documented in tests/test_regressions.py, so
-#: a run can find the next one. The default run never avoids anything.
-#: (Bugs 1-3 are fixed, so nothing is avoided at the moment.)
-AVOID_KNOWN_BUGS = os.environ.get("RMAPLAB_AVOID_KNOWN_BUGS", "") not in ("", "0")
 
 
 def prot_str(vm_flags: int) -> str:
@@ -616,13 +613,13 @@ class RmapMachine(RuleBasedStateMachine):
         if self._alive(pid):
             self._touch(pid, page, n, False)
 
-    @precondition(lambda self: self.RECLAIM and hasattr(self.k, "reclaim"))
+    @precondition(lambda self: self.RECLAIM)
     @rule(n=st.integers(1, 16))
     def reclaim(self, n: int) -> None:
         """Memory pressure (tiny-memory variants only): reclaim may swap
         pages out; nothing a process sees may change."""
         self._step()
-        got = self.k.reclaim(n)  # type: ignore[attr-defined]
+        got = self.k.reclaim(n)
         self._event(f"reclaim: {'freed some' if got else 'freed none'}")
         self._reap()
 
@@ -693,33 +690,48 @@ class RmapMachine(RuleBasedStateMachine):
         check_no_leaks(self.k)
 
 
-# -- settings ----------------------------------------------------------------------------
+# -- settings and the parametrised runs ------------------------------------------------------
 
-STEPS_PER_EXAMPLE = 50
+#: Hypothesis settings profiles, chosen by RMAPLAB_HYPOTHESIS_PROFILE:
+#: ``ci`` (default: every scheme, plain and tiny memory, in about a minute),
+#: ``dev`` (three times as many programs), ``soak`` (RMAPLAB_STRESS_STEPS
+#: steps per machine at least, default 100 000).
+PROFILE = os.environ.get("RMAPLAB_HYPOTHESIS_PROFILE", "ci")
 _stress = int(os.environ.get("RMAPLAB_STRESS_STEPS", "0") or 0)
-if _stress:
-    STEPS_PER_EXAMPLE = 100
+if _stress or PROFILE == "soak":
+    PROFILE, STEPS_PER_EXAMPLE = "soak", 100
+    _stress = _stress or 100_000
     MAX_EXAMPLES = math.ceil(_stress / STEPS_PER_EXAMPLE * 1.15)
 else:
-    MAX_EXAMPLES = 100
-
-RmapMachine.TestCase.settings = settings(
-    max_examples=MAX_EXAMPLES, stateful_step_count=STEPS_PER_EXAMPLE, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+    STEPS_PER_EXAMPLE = 50
+    MAX_EXAMPLES = {"ci": 20, "dev": 60}.get(PROFILE)
+    if MAX_EXAMPLES is None:
+        raise ValueError(f"RMAPLAB_HYPOTHESIS_PROFILE={PROFILE!r}: choose ci, dev or soak")
+for _name, _n in (("ci", MAX_EXAMPLES), ("dev", MAX_EXAMPLES), ("soak", MAX_EXAMPLES)):
+    settings.register_profile(f"rmaplab-{_name}", max_examples=_n,
+                              stateful_step_count=STEPS_PER_EXAMPLE, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow,
+                                                     HealthCheck.filter_too_much])
 
 
 class TinyMemoryMachine(RmapMachine):
     """The same machine on 32 frames of memory and 256 swap slots, with a
     ``reclaim`` rule: pages go to swap and come back under everything the
-    machine does. Switched on by ``RMAPLAB_TINY=1``."""
+    machine does."""
 
     CONFIG_KW = dict(mem_pages=32, swap_pages=256)
     RECLAIM = True
     ALLOW_OOM = True
 
 
-TinyMemoryMachine.TestCase.settings = RmapMachine.TestCase.settings
+def machine_for(scheme: str, tiny: bool, **extra: Any) -> type:
+    """RmapMachine (or its tiny-memory form) under ``scheme``."""
+    base = TinyMemoryMachine if tiny else RmapMachine
+    kw = dict(base.CONFIG_KW, scheme=scheme, **extra)
+    machine = type(f"{base.__name__}_{scheme}", (base,), {"CONFIG_KW": kw, "stats": Counter(),
+                                                          "steps_run": 0})
+    machine.TestCase.settings = settings.get_profile(f"rmaplab-{PROFILE}")
+    return machine
 
 
 def _run(machine: type) -> None:
@@ -736,13 +748,16 @@ def _run(machine: type) -> None:
             f"only {machine.steps_run} steps ran; raise MAX_EXAMPLES"
 
 
-def test_rmap_machine() -> None:
-    _run(RmapMachine)
+#: every registered scheme, and anon_vma_chain's 2011 merge rule too
+VARIANTS = [pytest.param(s, {}, id=s) for s in SCHEMES] + [
+    pytest.param("anon_vma_chain", {"extra": {"avc_merge_rule": "2011"}}, id="anon_vma_chain-2011")]
 
 
-@pytest.mark.skipif(not os.environ.get("RMAPLAB_TINY"), reason="tiny memory: set RMAPLAB_TINY=1")
-def test_rmap_machine_tiny_memory() -> None:
-    _run(TinyMemoryMachine)
+@pytest.mark.parametrize("tiny", [False, True], ids=["plain", "tiny-memory"])
+@pytest.mark.parametrize("scheme,extra", VARIANTS)
+def test_rmap_machine(scheme: str, extra: dict, tiny: bool) -> None:
+    """Any failure fails: Hypothesis prints the replayable program."""
+    _run(machine_for(scheme, tiny, **extra))
 
 
 if __name__ == "__main__":

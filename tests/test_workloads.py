@@ -122,7 +122,7 @@ def test_different_seed_different_events(name):
 
 
 def test_defaults_are_the_registered_ones():
-    for name, w in WORKLOADS.items():
+    for w in WORKLOADS.values():
         assert w.generate(seed=5) == w.func(seed=5, **w.defaults)
         assert set(w.docs) == set(w.defaults) and all(w.docs.values())
         assert w.description and "\n" not in w.description
