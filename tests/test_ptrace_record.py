@@ -19,6 +19,7 @@ Nothing here depends on timing or on the addresses a run gets.
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import signal
 import subprocess
@@ -137,6 +138,10 @@ def test_changed_pages_without_frame_numbers_uses_exclusive_mapping():
     page is a page of its own, the zero page is mapped by everyone."""
     new = {1: PRESENT | EXCL, 2: PRESENT}
     assert changes({}, new, zero=None) == {1: "w", 2: "r"}
+    # after fork: a shared page that is this process's own now was copied on write
+    old = {1: PRESENT, 2: PRESENT, 3: PRESENT | FILE}
+    new = {1: PRESENT | EXCL, 2: PRESENT, 3: PRESENT | FILE | EXCL}
+    assert changes(old, new, zero=None) == {1: "w"}
 
 
 def test_changed_pages_soft_dirty_sees_rewrites():
@@ -380,6 +385,22 @@ def test_record_pages_program_sees_exactly_its_writes(programs):
     assert rec.report.status == 0
     trace = as_trace(rec)
     check_pages_program(trace, n)
+    assert modern_replay(trace) == []
+
+
+@needs_ptrace
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to drop CAP_SYS_ADMIN")
+def test_record_without_frame_numbers_sees_the_same_writes(programs, tmp_path):
+    """Without CAP_SYS_ADMIN pagemap hides frame numbers: writes are seen by
+    the exclusive-mapping bit (and the seccomp filter needs no_new_privs)."""
+    out = tmp_path / "pages.jsonl"
+    subprocess.run(["setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin",
+                    sys.executable, "-m", "rmaplab.cli.main", "record", "-q", "-o", str(out),
+                    "--", str(programs / "pages"), "10"], check=True)
+    trace = read_trace(str(out))
+    assert "frame numbers hidden" in trace.header["source"]
+    check_pages_program(trace, 10)
     assert modern_replay(trace) == []
 
 

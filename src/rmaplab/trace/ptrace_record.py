@@ -174,6 +174,7 @@ class RecordReport:
     stops: int = 0
     seccomp: bool = True
     soft_dirty: bool = False
+    frames: bool = True             # pagemap shows frame numbers (CAP_SYS_ADMIN)
     status: int | None = None        # the root's exit status; -N: killed by signal N
     interrupted: bool = False
     elapsed: float = 0.0
@@ -205,7 +206,14 @@ class RecordReport:
                 f"results, {self.synthesized} from /proc at exec), {self.touch_events} touches "
                 f"({self.pages_written} pages written, {self.pages_read} read); "
                 f"{sum(self.unusable.values())} calls not in the trace ({why or 'none'}); "
-                f"touch observed ({'soft-dirty' if self.soft_dirty else 'pagemap frames'})")
+                f"touch observed ({self.seen_by()})")
+
+    def seen_by(self) -> str:
+        if self.soft_dirty:
+            return "writes seen by soft-dirty bits"
+        if self.frames:
+            return "writes seen by page frames"
+        return "writes seen by exclusive-mapping bits (frame numbers hidden)"
 
     def summary(self) -> str:
         out = [f"recorded {self.command}: {self.status_text()}",
@@ -221,8 +229,7 @@ class RecordReport:
             out.append(f"  approximated: {k}: {v}")
         mode = "seccomp stops" if self.seccomp else "every system call stops (no seccomp)"
         out.append(f"  {self.stops} stops ({mode}), {self.scans} pagemap readings, "
-                   f"writes seen by {'soft-dirty bits' if self.soft_dirty else 'page frames'}; "
-                   f"{self.elapsed:.2f} s")
+                   f"{self.seen_by()}; {self.elapsed:.2f} s")
         return "\n".join(out)
 
 
@@ -362,6 +369,7 @@ class Recorder:
         self.zero_pfn = ps.probe_zero_pfn()
         self.soft_dirty = ps.probe_soft_dirty()
         self.r.soft_dirty = self.soft_dirty
+        self.r.frames = self.zero_pfn is not None
         numbers = [ps.NR[n] for n in TRACED]
         r_go, w_go = os.pipe()
         r_st, w_st = os.pipe()
@@ -642,12 +650,15 @@ class Recorder:
             call_addr = rval
         self.emit({"op": "mmap", "pid": mm.tpid, "addr": call_addr, "len": length, "prot": prot,
                    "flags": words, "file": file, "expect": expect}, recorded=True)
-        if ok and flagv & (MAP_POPULATE | MAP_LOCKED):
-            self._absorb(t, [(rval, rval + _page_up(length))])
+        if ok:      # a new mapping is empty unless populated (MAP_FIXED dropped the old pages)
+            self._absorb(t, [(rval, rval + _page_up(length))],
+                         read=bool(flagv & (MAP_POPULATE | MAP_LOCKED)))
 
     def _sys_munmap(self, t, mm, name, args, extra, expect, ok, rval) -> None:
         self.emit({"op": "munmap", "pid": mm.tpid, "addr": args[0], "len": args[1],
                    "expect": expect}, recorded=True)
+        if ok:
+            self._absorb(t, [(args[0], _page_up(args[0] + args[1]))], read=False)
 
     def _sys_mprotect(self, t, mm, name, args, extra, expect, ok, rval) -> None:
         addr, length, protv = args[:3]
@@ -664,6 +675,8 @@ class Recorder:
             self.r.approximated[f"mprotect prot bits {other:#x} dropped"] += 1
         self.emit({"op": "mprotect", "pid": mm.tpid, "addr": addr, "len": length, "prot": prot,
                    "expect": expect}, recorded=True)
+        if ok:      # a locked mapping made writable is faulted in
+            self._absorb(t, [(addr, _page_up(addr + length))])
 
     def _sys_mremap(self, t, mm, name, args, extra, expect, ok, rval) -> None:
         addr, old_len, new_len, flagv, new_addr = args[:5]
@@ -687,12 +700,15 @@ class Recorder:
             ev["new_addr"] = na
         ev["expect"] = expect
         self.emit(ev, recorded=True)
-        if ok:
+        if ok:      # the pages left the old range and are in the new one
+            self._absorb(t, [(addr, _page_up(addr + old_len))], read=False)
             self._absorb(t, [(rval, rval + _page_up(new_len))])
 
     def _sys_brk(self, t, mm, name, args, extra, expect, ok, rval) -> None:
         self.emit({"op": "brk", "pid": mm.tpid, "addr": args[0], "expect": expect}, recorded=True)
         if ok:
+            if mm.brk is not None and _page_up(rval) < _page_up(mm.brk):
+                self._absorb(t, [(_page_up(rval), _page_up(mm.brk))], read=False)
             mm.brk = rval
 
     def _sys_madvise(self, t, mm, name, args, extra, expect, ok, rval) -> None:
@@ -700,6 +716,8 @@ class Recorder:
         if adv in MADVICE:
             self.emit({"op": "madvise", "pid": mm.tpid, "addr": addr, "len": length,
                        "advice": MADVICE[adv], "expect": expect}, recorded=True)
+            if ok:      # dontneed, pageout, ... took pages away
+                self._absorb(t, [(addr, _page_up(addr + length))])
             return
         aname = MADV_NAMES.get(adv, f"advice {adv}")
         if adv in (MADV_POPULATE_READ, MADV_POPULATE_WRITE) and ok and length:
@@ -710,6 +728,8 @@ class Recorder:
             self._scan(t)
             return
         self._unusable(mm, f"madvise {aname}", f"madvise({addr:#x}, {length}, {aname}) = {expect}")
+        if ok:      # MADV_FREE, MADV_REMOVE, ... may take pages away
+            self._absorb(t, [(addr, _page_up(addr + length))])
 
     def _sys_mlock(self, t, mm, name, args, extra, expect, ok, rval) -> None:
         if name == "mlock2" and args[2]:
@@ -961,9 +981,10 @@ class Recorder:
         order = np.argsort(p, kind="stable")
         return p[order], e[order]
 
-    def _absorb(self, t: _Task, ranges: list[tuple[int, int]] | None) -> None:
-        """After a call that brought pages in itself: read them into the
-        last reading without making touches of them (``None``: the whole mm)."""
+    def _absorb(self, t: _Task, ranges: list[tuple[int, int]] | None, read: bool = True) -> None:
+        """After a call that brought pages in or took them away itself: read
+        its ranges into the last reading without making touches of them
+        (``None``: the whole mm; ``read=False``: the ranges are empty now)."""
         if not self.observe:
             return
         mm = t.mm
@@ -971,7 +992,10 @@ class Recorder:
             if ranges is None:
                 self._scan(t, emit=False)
                 return
-            p, e = self._read(t.tid, ranges)
+            if read:
+                p, e = self._read(t.tid, ranges)
+            else:
+                p, e = np.empty(0, np.uint64), np.empty(0, np.uint64)
         except OSError:
             return
         keep = np.ones(mm.pages.size, bool)
@@ -1095,7 +1119,8 @@ def changed_pages(old_pages: np.ndarray, old_ents: np.ndarray, pages: np.ndarray
     soft-dirty (with ``soft_dirty``). Written: soft-dirty, or an anonymous
     page (not the page cache, not shmem) that is new (not swapped in) or on
     a new frame and is not the zero page (``zero_pfn``; where frames are hidden, an exclusively
-    mapped page stands for a page of its own)."""
+    mapped page stands for a page of its own, and an anonymous page that
+    becomes exclusively mapped for a copy on write)."""
     n = pages.size
     if old_pages.size:
         idx = np.searchsorted(old_pages, pages)
@@ -1110,6 +1135,12 @@ def changed_pages(old_pages: np.ndarray, old_ents: np.ndarray, pages: np.ndarray
     pfn = ents & pfn_mask
     new = present & ~was_present
     moved = present & was_present & (pfn != (prev & pfn_mask)) & (pfn != 0)
+    # where frames are hidden (not root): an anonymous page that was shared
+    # and is this process's own now was copied on write (or its sharer went)
+    excl = (ents & np.uint64(ps.PM_EXCLUSIVE)) != 0
+    was_excl = (prev & np.uint64(ps.PM_EXCLUSIVE)) != 0
+    moved |= (present & was_present & (pfn == 0) & excl & ~was_excl
+              & ((ents & np.uint64(ps.PM_FILE)) == 0))
     if soft_dirty:
         sd = present & ((ents & np.uint64(ps.PM_SOFT_DIRTY)) != 0)
     else:

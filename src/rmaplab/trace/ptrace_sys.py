@@ -173,10 +173,15 @@ def install_seccomp(numbers: list[int]) -> None:
     prog = seccomp_program(numbers)
     arr = (_SockFilter * len(prog))(*[_SockFilter(*x) for x in prog])
     fprog = _SockFprog(len(prog), arr)
-    if os.geteuid() != 0:       # without CAP_SYS_ADMIN a filter needs no_new_privs
-        if lib.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            e = ctypes.get_errno()
-            raise OSError(e, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(e)}")
+    if lib.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) == 0:
+        return
+    e = ctypes.get_errno()
+    if e != errno.EACCES:
+        raise OSError(e, f"prctl(PR_SET_SECCOMP): {os.strerror(e)}")
+    # without CAP_SYS_ADMIN a filter needs no_new_privs
+    if lib.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(e)}")
     if lib.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) != 0:
         e = ctypes.get_errno()
         raise OSError(e, f"prctl(PR_SET_SECCOMP): {os.strerror(e)}")
