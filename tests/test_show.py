@@ -360,3 +360,19 @@ def test_graphs_survive_dot_breaking_down(monkeypatch):
     assert len(svgs) == 3
     assert "<title>a&#45;&gt;b</title>" in svgs[0] and "could not lay out" in svgs[1]
     assert "<title>d</title>" in svgs[2]
+
+
+def test_show_without_checkpoints_draws_the_busiest_moment_and_the_end(tmp_path, capsys):
+    evs = [{"op": "spawn", "pid": 1},
+           {"op": "mmap", "pid": 1, "addr": B, "len": 4 * P, "prot": "rw-",
+            "flags": ["private", "anonymous", "fixed"], "file": None},
+           {"op": "touch", "pid": 1, "addr": B, "len": 4 * P, "access": "w", "token": "x"},
+           {"op": "fork", "pid": 1, "child": 2},
+           {"op": "exit", "pid": 2}, {"op": "exit", "pid": 1}]
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in evs))
+    code, out, _ = _run(["show", str(path)], capsys)
+    assert code == 0
+    heads = [ln for ln in out.splitlines() if ln.startswith("── after event")]
+    assert [h.split(" (")[0] for h in heads] == ["── after event 3", "── after event 5"]
+    assert "pid 1-2  0000" in out and out.count("2222") == 1

@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.rule import Rule
 from rich.text import Text
 
 from rmaplab.cli.main import UsageError, add_profile_option
@@ -53,7 +52,8 @@ def register(sub: Any) -> None:
     p.add_argument("--at", metavar="EVENT", action="append", default=[],
                    help="show the state after this event (index from 0, as in replay's results; "
                         "'end' for the last; repeatable or comma separated; default: every "
-                        "checkpoint and the end)")
+                        "checkpoint and the end, or without checkpoints the moment the most VMAs "
+                        "are alive and the end)")
     p.add_argument("--page", metavar="ADDR",
                    help="also show this page's reverse map and what a walk from it visits")
     p.add_argument("--pid", metavar="PID", action="append", default=[],
@@ -116,10 +116,37 @@ def _ints(values: list[str], what: str) -> list[int]:
     return out
 
 
-def _points(args: argparse.Namespace, events: list[Any]) -> list[int]:
+def _busiest(events: list[Any], config: Config, name: str, quiet: bool) -> int:
+    """The first event after which the most VMAs are alive (where a trace
+    without checkpoints has the most to draw)."""
+    from rmaplab.kernel import Kernel
+    from rmaplab.trace.reader import TraceError
+    from rmaplab.trace.replay import InvariantBroken, ModelFailure, run_event
+    k = Kernel(config)
+    st = k.stat
+    best, at = -1, 0
+    with progress(quiet) as prog:
+        task = prog.add_task("finding the busiest moment", total=len(events))
+        for i, ev in enumerate(events):
+            try:
+                run_event(k, ev, name)
+            except TraceError as e:
+                raise UsageError(str(e)) from None
+            except (InvariantBroken, ModelFailure):
+                break
+            if st.vma_alloc - st.vma_free > best:
+                best, at = st.vma_alloc - st.vma_free, i
+            if not i & 511:
+                prog.update(task, completed=i)
+    return at
+
+
+def _points(args: argparse.Namespace, events: list[Any], busiest: Any = None) -> list[int]:
     n = len(events)
     if not args.at:
         pts = [e.index for e in events if e.op == "checkpoint"]
+        if not pts and busiest is not None:
+            pts.append(busiest())
         if not pts or pts[-1] != n - 1:
             pts.append(n - 1)
         return pts
@@ -160,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--page: {args.page!r} is not an address (e.g. 0x2aaaaaaab000)") from None
     if args.html:
         return _html(args, name, events, configs)
-    points = _points(args, events)
+    points = _points(args, events, lambda: _busiest(events, configs[0], name, args.quiet))
     out = Console(soft_wrap=True, highlight=False)
     width = args.width or (max(16, min(128, out.width - 64)) if out.is_terminal else 64)
     for config in configs:
@@ -201,8 +228,9 @@ def _terminal(args: argparse.Namespace, name: str, events: list[Any], config: Co
             prog.update(task, completed=i + 1)
             if i not in todo:
                 continue
-            out.print(Rule(f"after event {i} (line {ev.line}): {event_text(ev)}"
-                           + (f" = {res}" if res is not None else ""), align="left"))
+            title = (f"after event {i} (line {ev.line}): {event_text(ev)}"
+                     + (f" = {res}" if res is not None else ""))
+            out.print(Text(f"── {title} " + "─" * max(3, 76 - len(title)), style="bold"))
             out.print(Text(f"{name}, scheme {config.scheme}, profile {config.profile}",
                            style="grey50"))
             alive = k.pids()

@@ -122,7 +122,8 @@ def process_lines(kernel: Any, pids: Iterable[int], width: int = 64,
             t = Text(f"{label if i == 0 else '':<{label_w}}  ", style="bold" if i == 0 else "")
             t.append(f"{row.start:012x}-{row.end:012x} {row.perms} {_av_label(avcols[i]):>6}  ")
             t.append_text(styled(chars))
-            note = f"  {row.npages} pages" + (f", {per} per char" if per > 1 else "")
+            note = f"  {row.npages} page{'s' if row.npages != 1 else ''}" + (
+                f", {per} per char" if per > 1 else "")
             if row.file:
                 note += f"  {row.file}"
             t.append(note + (count if i == 0 else ""), style="grey50")
@@ -167,7 +168,8 @@ def rmap_lines(desc: dict[str, Any], max_lines: int = 12) -> list[Text]:
         _more(out, n, max_lines, "anon_vmas")
     elif name == "anon_vma_chain":
         n = desc["nr_anon_vmas"]
-        head.append(f"  {n} anon_vmas, {desc['nr_avcs']} AVCs, {desc['walk']} walk, merge rule "
+        head.append(f"  {n} anon_vma{'s' if n != 1 else ''}, {desc['nr_avcs']} AVC"
+                    f"{'s' if desc['nr_avcs'] != 1 else ''}, {desc['walk']} walk, merge rule "
                     f"{desc['merge_rule']}, {_meta(desc)}", style="")
         out.append(head)
         avs = {a["id"]: a for a in desc["anon_vmas"]}
@@ -188,7 +190,7 @@ def rmap_lines(desc: dict[str, Any], max_lines: int = 12) -> list[Text]:
             a = avs[i]
             rel = "root" if a["root"] == a["id"] else f"parent av{a['parent']}, root av{a['root']}"
             out.append(Text(f"  {'  ' * depth}av{i} ({rel}): {a['pages']:,} pages, "
-                            f"{a['num_children']} children, used by "
+                            f"{a['num_children']} child{'ren' if a['num_children'] != 1 else ''}, used by "
                             f"{_refs(a['active'], a['num_active_vmas'], 3)}; tree of {a['nr_avcs']} "
                             f"AVC{'s' if a['nr_avcs'] != 1 else ''}: {_refs(a['avcs'], a['nr_avcs'], 4)}"))
         _more(out, n, max_lines, "anon_vmas")
