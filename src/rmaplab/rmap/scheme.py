@@ -57,8 +57,68 @@ def vma_address(index: int, vma: Any) -> int | None:
 
 
 class RmapScheme:
-    """Base class of the schemes. Subclasses set ``name`` and override the
-    anon hooks; the default VMA hooks do nothing."""
+    """Base class of the schemes, and the contract every scheme keeps.
+
+    **Identity.** ``name``: a class attribute of its own, unique in the
+    registry. ``has_anon_vma``: the scheme sets ``vma.anon_vma`` (dumps show
+    it, fork's ``vma_needs_copy`` trusts it); ``file_vmas_get_anon_vma``: so
+    do private file VMAs; ``candidates_checked``: ``candidates`` reads and
+    counts the ptes itself.
+
+    **Must implement.**
+
+    - ``_set_anon(pfns, vma, vpns, new)``: ``page_add_anon_rmap`` calls it
+      for the pages mapped for the first time (mapcount already 1). Set
+      ``mem.mapping`` to an odd value (PAGE_MAPPING_ANON) naming what the
+      walk starts from, and ``mem.index`` to ``expected_index(vma, vpns)``;
+      touch nothing else.
+    - ``anon_candidates(pfn)``: yield ``(vma, address)`` for every VMA
+      whose pte may map the anonymous page. Missing one that does is a bug
+      (the completeness check scans every page table); an extra one only
+      costs. A scheme that also finds file pages its own way overrides
+      ``candidates(pfn)`` instead (pte_chain, none).
+
+    **May override** (the defaults do nothing, or give 2.6.7's answer):
+    the VMA events ``anon_vma_prepare`` (must leave ``vma`` ready for
+    ``_set_anon``), ``vma_link``, ``vma_unlink``, ``vma_clone``,
+    ``vma_import``, ``vma_absorb``, ``vma_fork``, ``vma_moved``,
+    ``vma_unlink_anon``, ``mm_fork``, ``mm_exec``, ``mm_exit``; the merge
+    decisions ``is_mergeable_anon_vma`` and ``anon_pgoff_matters``; the
+    mremap hooks ``mremap_check`` (pages to copy before the move) and
+    ``mremap_moved``; ``page_reuse``, ``swapin_must_copy``,
+    ``expected_index``; the page events (call ``super()``: ``mapcount``
+    stays the number of ptes); the walks ``page_referenced`` and
+    ``try_to_unmap``; ``check`` (own structures), ``check_vma`` and
+    ``check_mapped`` (list closure; the default walks ``anon_candidates``
+    of every page); ``metadata_bytes``; ``describe``, ``describe_page``
+    and ``walk_visits`` (read-only, for ``show``: ``describe()["kind"]``
+    picks the drawing). A scheme writes only ``vma.anon_vma``,
+    ``vma.rmap``, ``mm.rmap``, the frame fields above and its own objects,
+    never a VMA's range or a pte outside ``try_to_unmap_one``.
+
+    **Counters** (``ctx.stat``; only names in ``stat.COUNTERS`` are
+    reported). The base walks count ``rmap_walks`` and their calls, a page
+    table lock per candidate VMA with rss, and, unless
+    ``candidates_checked``, ``rmap_pgtable_walks``, ``rmap_ptes_compared``
+    and ``rmap_ptes_found``. The scheme's own walk must count one
+    ``rmap_vmas_visited`` per VMA it looks at (``rmap_vmas_skipped`` when
+    the page falls outside it; ``walk_vmas`` does both), ``rmap_mms_visited``
+    per mm, ``find_vma_calls`` per lookup, one ``lock_*`` per lock taken,
+    and its objects' ``*_alloc``/``*_free``. ``compare``'s walk work is
+    ``rmap_vmas_visited + rmap_mms_visited + rmap_ptes_compared +
+    find_vma_calls`` (+ ``pte_chain_slots_searched``); its locks are the
+    ``lock_*`` counters.
+
+    **Memory model.** ``metadata_bytes()`` returns ``{"i386": B,
+    "x86_64": B}``: the rmap metadata alive now, from real structure sizes
+    (2004 i386, today's x86_64): the scheme's objects, plus every field it
+    adds to ``vm_area_struct`` times ``nr_vmas()`` and to ``struct page``
+    times ``mem.nr_used``. ``compare`` samples it and reports the peak.
+
+    **Context.** ``ctx`` gives ``mem`` (the frame arrays), ``stat``,
+    ``config``, ``swap``, ``scatter_add``, ``file_of(mapping)`` and
+    ``find_mergeable_anon_vma(vma)``; a scheme never imports ``mm``.
+    """
 
     name = "base"
     #: the scheme gives VMAs an ``anon_vma`` object that state dumps show
