@@ -32,8 +32,9 @@ def register(sub: Any) -> None:
         "compare", help="run a workload under every scheme and compare the costs",
         description=__doc__.replace("``", "'"), formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-               "  rmaplab compare                      the headline study (about 30 s)\n"
-               "  rmaplab compare --html report.html   the study with plots, as one HTML file\n"
+               "  rmaplab compare                      the headline study (a few seconds)\n"
+               "  rmaplab compare --html report.html   the study with its sweeps and plots, as one HTML\n"
+               "                                       file (about 15 s)\n"
                "  rmaplab compare aim7 -p children=200 --mem 32M\n"
                "  rmaplab compare trace.jsonl --scheme anon_vma,anonmm --json\n")
     p.add_argument("target", nargs="?", help="a workload name or a trace file (default: the study)")
