@@ -52,12 +52,18 @@ def line_chart(title: str, xlabel: str, ylabel: str, series: dict[str, list[tupl
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if logy:
-        from matplotlib.ticker import FuncFormatter
+        import math
+
+        from matplotlib.ticker import FuncFormatter, NullFormatter
         ax.set_yscale("log")
-        plain = FuncFormatter(lambda v, _: f"{v:,g}")
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(plain)
-        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,g}"))
+        lo, hi = ax.get_ylim()
+        if lo > 0 and math.log10(hi / lo) < 1.3:     # within about a decade: label 2s and 5s
+            ax.yaxis.set_minor_formatter(FuncFormatter(
+                lambda v, _: f"{v:,g}" if f"{v:g}"[0] in "25" else ""))
+            ax.tick_params(axis="y", which="minor", labelsize=7)
+        else:
+            ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend()
     ax.grid(alpha=0.3)
     return _png(fig)
