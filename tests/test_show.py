@@ -376,3 +376,16 @@ def test_show_without_checkpoints_draws_the_busiest_moment_and_the_end(tmp_path,
     heads = [ln for ln in out.splitlines() if ln.startswith("── after event")]
     assert [h.split(" (")[0] for h in heads] == ["── after event 3", "── after event 5"]
     assert "pid 1-2  0000" in out and out.count("2222") == 1
+
+
+@pytest.mark.parametrize("lines, message", [
+    ('{"op":"spawn","pid":1}\n{"op":"touch","pid":2,"addr":0,"len":4096,"access":"r"}\n',
+     ":2: touch: no process with pid 2"),
+    ('{"op":"spawn","pid":1}\n{"op": nope}\n', ":2: not valid JSON"),
+])
+def test_show_bad_trace_lines_are_one_line(tmp_path, capsys, lines, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(lines)
+    for extra in ([], ["--html", str(tmp_path / "x.html")]):
+        code, _, err = _run(["show", str(path), *extra], capsys)
+        assert code == 2 and err.count("\n") == 1 and message in err, err

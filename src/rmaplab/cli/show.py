@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
         "show", help="draw a trace's address spaces and rmap structures (terminal or HTML)",
         description=__doc__.replace("``", "'"), epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("trace", metavar="TRACE", help="a trace file, or a workload name")
+    p.add_argument("trace", metavar="TRACE", help="a trace file ('-' for stdin), or a workload name")
     p.add_argument("--at", metavar="EVENT", action="append", default=[],
                    help="show the state after this event (index from 0, as in replay's results; "
                         "'end' for the last; repeatable or comma separated; default: every "
@@ -81,6 +81,13 @@ def register(sub: Any) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[str, list[Any]]:
+    """The trace file ('-': stdin) or the workload named, as events."""
+    if args.trace == "-":
+        from rmaplab.trace.reader import TraceError, read_trace
+        try:
+            return "<stdin>", list(read_trace("-").events)
+        except TraceError as e:
+            raise UsageError(str(e)) from None
     from rmaplab.cli.compare import _load as load
     return load(argparse.Namespace(target=args.trace, param=args.param, seed=args.seed))
 
