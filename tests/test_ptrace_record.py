@@ -490,6 +490,21 @@ def test_cli_record_summary_and_trace(tmp_path, capsys):
     assert not [e for e in read_trace(str(out)).events if e.op == "touch"]
 
 
+@needs_ptrace
+def test_cli_record_pid_map(tmp_path, capsys):
+    out = tmp_path / "sh.jsonl"
+    assert main(["record", "--pid-map", "--no-replay", "-o", str(out), "--",
+                 "sh", "-c", "true | true"]) == 0
+    err = capsys.readouterr().err
+    assert "pid map (real pid -> trace pid):" in err
+    assert "-> trace pid 1: root process" in err
+    t = read_trace(str(out))
+    assert {e.pid for e in t.events if e.pid is not None} == {1, 2, 3}
+    assert [(e.op, e.pid, e.args) for e in t.events if e.op == "fork"] == [
+        ("fork", 1, (2,)), ("fork", 1, (3,))]
+    assert "replay --profile" not in err
+
+
 def test_cli_record_options(tmp_path, capsys):
     out = str(tmp_path / "x.jsonl")
     assert main(["record", "-o", out, "--via", "strace", "--touch", "observed", "--",

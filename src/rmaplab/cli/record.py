@@ -152,6 +152,9 @@ def run_ptrace(cmd: list[str], args: argparse.Namespace) -> int:
         raise UsageError(f"{args.output}: cannot write: {e.strerror or e}") from None
     if not args.quiet:
         out = [rec.report.summary(), f"  wrote {args.output}"]
+        if args.pid_map:
+            out.append("  pid map (real pid -> trace pid):")
+            out.extend(f"    {c}" for c in rec.items if c.__class__ is str and " -> trace pid " in c)
         if not args.no_replay:
             out.append("  " + _reproduction_text(rec.reproduction(args.profile)))
         print("\n".join(out), file=sys.stderr)

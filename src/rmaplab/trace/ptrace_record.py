@@ -64,12 +64,14 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import shlex
 import shutil
 import signal
 import stat as statmod
 import struct
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -123,10 +125,6 @@ def _page_up(n: int) -> int:
 
 class CommandNotFound(Exception):
     """The command to record does not exist (or is not executable)."""
-
-
-class _Interrupt(Exception):
-    """SIGINT while the recorder waited for its tracees."""
 
 
 # -- the state the recorder keeps ---------------------------------------------------------
@@ -304,13 +302,13 @@ class Recorder:
         self.next_pid = 1
         self.spare_pid = 1 << 22
         self.files: dict[tuple[int, int], dict] = {}   # (dev, ino) -> its file event
+        self.pids: list[str] = []                       # the pid map, one line per process
         self.names: set[str] = set()
         self.token = 0
         self.root = 0
         self.zero_pfn: int | None = None
         self.soft_dirty = False
         self._interrupted = False
-        self._waiting = False
         self._last_progress = 0.0
 
     # -- output -----------------------------------------------------------------------------
@@ -329,7 +327,7 @@ class Recorder:
     def comment(self, text: str) -> None:
         self.items.append(text.replace("\n", " "))
 
-    def _trace_pid(self, real: int) -> int:
+    def _trace_pid(self, real: int, role: str) -> int:
         if self.renumber:
             p = self.next_pid
             self.next_pid += 1
@@ -341,6 +339,7 @@ class Recorder:
         else:
             p = real
         self.live_pids.add(p)
+        self.pids.append(f"pid {real} -> trace pid {p}: {role}")
         return p
 
     def _spawned(self, mm: _Mm) -> None:
@@ -426,69 +425,81 @@ class Recorder:
     # -- the loop ------------------------------------------------------------------------------
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
-        first = not self._interrupted
         self._interrupted = True
-        if first and self._waiting:
-            raise _Interrupt()
 
     def run(self) -> Recording:
         t0 = time.perf_counter()
         self._start()
-        old = None
-        try:
-            old = signal.signal(signal.SIGINT, self._on_sigint)
-        except ValueError:                      # not the main thread
-            pass
-        try:
-            self._loop()
-        finally:
-            if old is not None:
-                signal.signal(signal.SIGINT, old)
+        self._loop()
         for mm in {id(t.mm): t.mm for t in self.tasks.values()}.values():
             self._exit_mm(mm)
         self.r.elapsed = time.perf_counter() - t0
         self.r.interrupted = self._interrupted
         header = {"format": "rmaplab-trace", "version": 1, "page_size": PAGE,
                   "source": self.r.source()}
-        return Recording(header, self.items, self.r, self.recorded)
+        return Recording(header, self.pids + self.items, self.r, self.recorded)
 
     def _loop(self) -> None:
-        since: float | None = None
-        sent_int = sent_kill = False
-        while True:
-            if self._interrupted and since is None:
-                since = time.monotonic()
-            flags = ps.WALL
-            if since is not None:
-                flags |= os.WNOHANG
-                waited = time.monotonic() - since
-                if waited > self.grace / 2 and not sent_int:
-                    sent_int = True
-                    self._signal_all(signal.SIGINT, root_only=True)
-                if waited > self.grace and not sent_kill:
-                    sent_kill = True
-                    self._signal_all(signal.SIGKILL)
-            try:
-                self._waiting = True
+        """Wait for the tracees' stops until none is left. In the main thread
+        SIGINT (Ctrl-C) only sets a flag: the wait never blocks in waitpid
+        (a result it returned could be lost to an exception) but in select
+        on the signal wakeup fd, which SIGCHLD (every stop and exit of a
+        tracee) and SIGINT write to. After SIGINT the command has grace/2
+        seconds to end (from a terminal it got the SIGINT too), then gets
+        SIGINT, then after grace seconds every tracee SIGKILL."""
+        if threading.current_thread() is not threading.main_thread():
+            while True:
                 try:
-                    if self._interrupted and since is None:
-                        raise _Interrupt()
-                    pid, status = os.waitpid(-1, flags)
-                finally:
-                    self._waiting = False
-            except _Interrupt:
-                continue
-            except ChildProcessError:
-                break
-            if pid == 0:
-                time.sleep(0.01)
-                continue
-            self._status(pid, status)
-            if self.progress is not None:
-                now = time.monotonic()
-                if now - self._last_progress > 0.5:
-                    self._last_progress = now
-                    self.progress(self.r)
+                    pid, status = os.waitpid(-1, ps.WALL)
+                except ChildProcessError:
+                    return
+                self._status(pid, status)
+                self._tick()
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        old_fd = signal.set_wakeup_fd(w)
+        old_int = signal.signal(signal.SIGINT, self._on_sigint)
+        old_chld = signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        try:
+            since: float | None = None
+            sent_int = sent_kill = False
+            while True:
+                if self._interrupted:
+                    now = time.monotonic()
+                    if since is None:
+                        since = now
+                    if now - since > self.grace / 2 and not sent_int:
+                        sent_int = True
+                        self._signal_all(signal.SIGINT, root_only=True)
+                    if now - since > self.grace and not sent_kill:
+                        sent_kill = True
+                        self._signal_all(signal.SIGKILL)
+                try:
+                    pid, status = os.waitpid(-1, ps.WALL | os.WNOHANG)
+                except ChildProcessError:
+                    return
+                if pid:
+                    self._status(pid, status)
+                    self._tick()
+                    continue
+                select.select([r], [], [], 0.1 if self._interrupted else 1.0)
+                try:
+                    while os.read(r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+        finally:
+            signal.signal(signal.SIGCHLD, old_chld)
+            signal.signal(signal.SIGINT, old_int)
+            signal.set_wakeup_fd(old_fd)
+            os.close(r)
+            os.close(w)
+
+    def _tick(self) -> None:
+        if self.progress is not None:
+            now = time.monotonic()
+            if now - self._last_progress > 0.5:
+                self._last_progress = now
+                self.progress(self.r)
 
     def _signal_all(self, sig: int, root_only: bool = False) -> None:
         tids = [self.root] if root_only else list(self.tasks) + list(self.orphans)
@@ -815,7 +826,7 @@ class Recorder:
             t = _Task(child, tgid, mm)
         else:
             pm = parent.mm
-            mm = _Mm(tpid=self._trace_pid(child), owner=child)
+            mm = _Mm(tpid=self._trace_pid(child, f"child of {parent.tid}"), owner=child)
             mm.users.add(child)
             if pm.spawned and pm.alive:
                 self._spawned(mm)
@@ -849,13 +860,15 @@ class Recorder:
         old.users.discard(pid)
         exe = self._exe(pid)
         if not old.spawned:                     # the root's first exec
-            mm = _Mm(tpid=self._trace_pid(pid) if old.tpid == 0 else old.tpid, owner=pid)
+            mm = _Mm(tpid=self._trace_pid(pid, "root process") if old.tpid == 0 else old.tpid,
+                     owner=pid)
             self._spawned(mm)
             self.comment(f"pid {mm.tpid}: {exe}")
             self.emit({"op": "spawn", "pid": mm.tpid})
             old.alive = False
         elif t.tgid != old.owner:               # a vfork child (or CLONE_VM task) leaves
-            mm = _Mm(tpid=self._trace_pid(pid), owner=pid)
+            mm = _Mm(tpid=self._trace_pid(pid, f"vfork child of pid {old.tpid}, at its exec"),
+                     owner=pid)
             self._spawned(mm)
             self.comment(f"pid {mm.tpid}: {exe} (exec'ed by a vfork child of pid {old.tpid}: "
                          f"a fork followed by an exec)")
