@@ -12,8 +12,8 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
 
 
 class Silent:
@@ -25,13 +25,13 @@ class Silent:
     def __exit__(self, *exc: Any) -> None:
         return None
 
-    def add_task(self, description: str, total: float | None = None, **kw: Any) -> int:
-        return 0
+    def add_task(self, description: str, total: float | None = None, **kw: Any) -> TaskID:
+        return TaskID(0)
 
-    def update(self, task: int, **kw: Any) -> None:
+    def update(self, task: TaskID, **kw: Any) -> None:
         return None
 
-    def advance(self, task: int, advance: float = 1) -> None:
+    def advance(self, task: TaskID, advance: float = 1) -> None:
         return None
 
 

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.progress import TaskID
 from rich.text import Text
 
 from rmaplab.cli.main import UsageError, add_profile_option
@@ -287,21 +288,25 @@ def _html(args: argparse.Namespace, name: str, events: list[Any], configs: list[
     with progress(args.quiet) as prog:
         for config in configs:
             task = prog.add_task(f"recording {config.scheme}", total=len(events))
+
+            def step(i: int, task: TaskID = task) -> None:
+                prog.update(task, completed=i)
             recs.append(record(events, config, graph_budget=args.graphs, filename=name,
-                               progress=lambda i, t=task: prog.update(t, completed=i)))
-        svgs: list[list[str]] | None = []
+                               progress=step))
+        svgs: list[list[str]] | None = None
         note = None
         try:
-            total = sum(len(r.dots) for r in recs)
-            task = prog.add_task("drawing graphs", total=total)
-            done = 0
+            drawn: list[list[str]] = []
+            task = prog.add_task("drawing graphs", total=sum(len(r.dots) for r in recs))
             for r in recs:
-                base = done
-                svgs.append(render_svgs(r.dots, jobs=os.cpu_count() or 1,
-                                        progress=lambda n, t=task, b=base: prog.update(t, completed=b + n)))
-                done += len(r.dots)
+                base = sum(len(x) for x in drawn)
+
+                def done(n: int, base: int = base) -> None:
+                    prog.update(task, completed=base + n)
+                drawn.append(render_svgs(r.dots, jobs=os.cpu_count() or 1, progress=done))
+            svgs = drawn
         except GraphvizMissing as e:
-            svgs, note = None, f"No rmap graphs: {e}."
+            note = f"No rmap graphs: {e}."
             print(f"rmaplab: {e}; the page has no rmap graphs", file=sys.stderr)
     for r in recs:
         if r.error and r.bad_trace:
