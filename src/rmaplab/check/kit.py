@@ -34,6 +34,7 @@ from rmaplab.asm.page import PAGE_SIZE as P
 from rmaplab.check.validate import check_no_leaks, check_rmap_complete, validate
 from rmaplab.config import Config
 from rmaplab.errors import SyscallError
+from rmaplab.include.mm import VM_SHARED
 from rmaplab.kernel import Kernel
 
 #: the window of the fixed-address rules: 24 pages at 48 TiB
@@ -271,7 +272,7 @@ class SchemeMachine(RuleBasedStateMachine):
             done = n if r.result == "ok" else (r.fault_addr - a(page)) // P
             for p in range(page, page + done):
                 vma = self.k.mm(pid).find_vma(a(p))
-                if vma.vm_file is None and not vma.vm_flags & 0x8:      # private anonymous
+                if vma.vm_file is None and not vma.vm_flags & VM_SHARED:    # private anonymous
                     self.mine[(pid, p)] = tok
                 else:
                     self.mine.pop((pid, p), None)

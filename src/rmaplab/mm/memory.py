@@ -23,6 +23,7 @@ from rmaplab.mm.filemap import File
 from rmaplab.mm.mm_types import VM_SHARED, VM_WRITE, VmAreaStruct, is_cow_mapping
 from rmaplab.mm.page import (PG_active, PG_dirty, PG_lru, PG_referenced, PG_reserved,
                              PG_swapcache, ZERO_PFN, scatter_add, unique_pfns)
+from rmaplab.mm.swap_state import delete_from_swap_cache, free_swap_and_cache
 
 _PRESENT = np.int64(_PAGE_PRESENT)
 _RW = np.int64(_PAGE_RW)
@@ -95,7 +96,6 @@ def _free_exclusive_swap_pages(ctx: Any, pfns: np.ndarray) -> None:
     """``free_page_and_swap_cache`` → ``remove_exclusive_swap_page``: a
     swap-cache page losing its last user (count 2: the cache and this pte)
     whose slot nobody else holds leaves the swap cache with it."""
-    from rmaplab.mm.swap_state import delete_from_swap_cache
     mem = ctx.mem
     for pfn in pfns.tolist():
         if mem.count[pfn] == 2 and ctx.swap.swap_map[mem.private[pfn]] == 1:
@@ -134,7 +134,6 @@ def zap_page_range(ctx: Any, vma: VmAreaStruct, start: int, end: int) -> int:
         mm.anon_rss -= n_anon
     swaps = ptes[~present]
     if len(swaps):
-        from rmaplab.mm.swap_state import free_swap_and_cache
         for entry in (swaps >> PTE_PFN_SHIFT).tolist():
             free_swap_and_cache(ctx, entry)
     for t, lo, hi, _ in mm.pgd.runs(s, e):
@@ -250,7 +249,6 @@ def _fault_chunk(ctx: Any, vma: VmAreaStruct, s: int, e: int, write: bool,
     ptes = pgd.gather(s, e)
     swap = np.flatnonzero((ptes != 0) & ((ptes & _PRESENT) == 0))
     if len(swap):
-        from rmaplab.mm.swap_state import do_swap_page
         for i in swap.tolist():
             do_swap_page(ctx, vma, s + i, int(ptes[i]), write)
         ptes = pgd.gather(s, e)
@@ -405,6 +403,51 @@ def can_share_swap_page(ctx: Any, pfns: np.ndarray) -> np.ndarray:
         ent = mem.private[pfns[two]]
         ok[two] = ctx.swap.swap_map[ent] == 1
     return ok
+
+
+def do_swap_page(ctx: Any, vma: Any, vpn: int, pte: int, write: bool) -> None:
+    """``do_swap_page``: find the page in the swap cache or read it from
+    swap, map it, drop the pte's slot reference; a write fault then breaks
+    COW at once (rmap 11's single-fault COW)."""
+    mem, st = ctx.mem, ctx.stat
+    entry = pte >> PTE_PFN_SHIFT
+    pfn = ctx.swapper_space.get(entry)
+    if pfn is None:
+        pfn = int(ctx.alloc_pages(1)[0])
+        mem.flags[pfn] = np.uint32(PG_lru | PG_active | PG_swapcache)
+        mem.lru_touch(pfn)
+        mem.private[pfn] = entry
+        mem.count[pfn] = 1
+        mem.token[pfn] = ctx.swap.contents[entry]
+        ctx.swapper_space[entry] = pfn
+        ctx.swap.swap_duplicate(entry)          # the cache's reference
+        st.pswpin += 1
+    st.fault_swap += 1
+    mm = vma.vm_mm
+    scheme = ctx.scheme
+    if scheme.swapin_must_copy(pfn, vma, vpn):
+        # anonmm: the page sits at another address in a sharing mm, so this
+        # mm takes a private copy (the COW that mremap put off).
+        new = ctx.alloc_pages(1)
+        pte = int(new_anon_ptes(ctx, vma, np.array([vpn], dtype=np.int64),
+                                mem.token[[pfn]], new)[0])
+        st.mremap_cows += 1
+        st.pages_copied += 1
+        ctx.swap.swap_free(entry)
+        mm.pgd.set(vpn, pte)
+        return
+    mem.count[pfn] += 1
+    ctx.swap.swap_free(entry)
+    mm.rss += 1
+    mm.anon_rss += 1
+    one = np.array([pfn], dtype=np.int64)
+    writable = write and bool(can_share_swap_page(ctx, one)[0])
+    newpte = (pfn << PTE_PFN_SHIFT) | _PAGE_PRESENT | _PAGE_ACCESSED
+    if writable:
+        newpte |= _PAGE_RW | _PAGE_DIRTY
+    mm.pgd.set(vpn, newpte)
+    scheme.page_add_anon_rmap(one, vma, np.array([vpn], dtype=np.int64), new=False)
+    # remove_exclusive_swap_page when swap is full is not modelled.
 
 
 def do_wp_page(ctx: Any, vma: VmAreaStruct, vpns: np.ndarray, ptes: np.ndarray,

@@ -11,37 +11,16 @@ from __future__ import annotations
 from bisect import bisect_right
 from itertools import count
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rmaplab.asm.page import DEFAULT_MAX_MAP_COUNT, MMAP_BASE, PAGE_SHIFT, TASK_UNMAPPED_BASE
+# The flags live in rmaplab.include.mm (rmap needs them too); code imports them from here as well.
+from rmaplab.include.mm import (VM_ACCOUNT, VM_DONTCOPY, VM_DONTEXPAND, VM_EXEC,  # noqa: F401
+                                VM_GROWSDOWN, VM_GROWSUP, VM_IO, VM_LOCKED, VM_MAYEXEC, VM_MAYREAD,
+                                VM_MAYSHARE, VM_MAYWRITE, VM_NORESERVE, VM_PROT_MASK, VM_RAND_READ,
+                                VM_READ, VM_RESERVED, VM_SEQ_READ, VM_SHARED, VM_SPECIAL, VM_WRITE)
 from rmaplab.mm.pgtable import PageTable, TableCount
 
-if TYPE_CHECKING:
-    from rmaplab.mm.filemap import File
-
-VM_READ = 0x1
-VM_WRITE = 0x2
-VM_EXEC = 0x4
-VM_SHARED = 0x8
-VM_MAYREAD = 0x10
-VM_MAYWRITE = 0x20
-VM_MAYEXEC = 0x40
-VM_MAYSHARE = 0x80
-VM_GROWSDOWN = 0x100
-VM_GROWSUP = 0x200
-VM_LOCKED = 0x2000
-VM_IO = 0x4000
-VM_SEQ_READ = 0x8000
-VM_RAND_READ = 0x10000
-VM_DONTCOPY = 0x20000
-VM_DONTEXPAND = 0x40000
-VM_RESERVED = 0x80000
-VM_ACCOUNT = 0x100000
-#: modern: MAP_NORESERVE is kept as a flag (2.6.29+), which vma_merge compares
-VM_NORESERVE = 0x200000
-
-VM_SPECIAL = VM_IO | VM_DONTCOPY | VM_DONTEXPAND | VM_RESERVED
-VM_PROT_MASK = VM_READ | VM_WRITE | VM_EXEC
 
 FLAG_NAMES = {VM_READ: "READ", VM_WRITE: "WRITE", VM_EXEC: "EXEC", VM_SHARED: "SHARED",
               VM_MAYREAD: "MAYREAD", VM_MAYWRITE: "MAYWRITE", VM_MAYEXEC: "MAYEXEC",
@@ -77,7 +56,7 @@ class VmAreaStruct:
                  "anon_vma", "rmap", "serial", "vm_next", "vm_prev", "__weakref__")
 
     def __init__(self, mm: MmStruct, start: int, end: int, flags: int, pgoff: int,
-                 file: File | None = None) -> None:
+                 file: Any = None) -> None:      # an mm.filemap.File, which imports us
         self.vm_mm = mm
         self.vm_start = start
         self.vm_end = end

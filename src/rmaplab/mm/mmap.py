@@ -18,7 +18,7 @@ from rmaplab.asm.page import (MMAP_MIN_ADDR, PAGE_ALIGN, PAGE_MASK, PAGE_SHIFT, 
                               STACK_GUARD_GAP, TASK_SIZE, TASK_UNMAPPED_BASE)
 from rmaplab.errors import SyscallError
 from rmaplab.mm.filemap import FMODE_READ, FMODE_WRITE, File
-from rmaplab.mm.memory import check_no_pte, fault_range, fault_sigbus, zap_page_range
+from rmaplab.mm.memory import check_no_pte, fault_range, fault_sigbus, put_pages, zap_page_range
 from rmaplab.mm.mm_types import (VM_ACCOUNT, VM_EXEC, VM_GROWSDOWN, VM_LOCKED, VM_MAYEXEC,
                                  VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_PROT_MASK, VM_READ, VM_SHARED,
                                  VM_DONTEXPAND, VM_IO, VM_NORESERVE, VM_SPECIAL, VM_WRITE, MmStruct,
@@ -74,7 +74,6 @@ def _unlink_file_vma(ctx: Any, vma: VmAreaStruct, f: File) -> None:
         f.i_mmap_writable -= 1
     if f.shmem and not len(f.i_mmap):
         # The unnamed shmem file dies with its last mapping: free its pages.
-        from rmaplab.mm.memory import put_pages
         _, pfns = f.page_cache.populated(0, f.size_pages)
         f.page_cache = type(f.page_cache)()
         f.nrpages = 0

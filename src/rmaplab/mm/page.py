@@ -20,18 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
-# Page flag bits (include/linux/page-flags.h, 2.6.11 numbering).
-PG_locked = 1 << 0
-PG_referenced = 1 << 2
-PG_dirty = 1 << 4
-PG_lru = 1 << 5
-PG_active = 1 << 6
-PG_reserved = 1 << 11
-PG_private = 1 << 12
-PG_writeback = 1 << 13
-PG_swapcache = 1 << 16
+# Page flag bits: defined in rmaplab.include.mm (rmap needs them too), importable from here.
+from rmaplab.include.mm import (PAGE_MAPPING_ANON, PG_active, PG_dirty, PG_locked,  # noqa: F401
+                                PG_lru, PG_private, PG_referenced, PG_reserved, PG_swapcache,
+                                PG_writeback)
 
-PAGE_MAPPING_ANON = 1
 ZERO_PFN = 0
 
 _FIELDS = (("flags", np.uint32), ("count", np.int32), ("mapcount", np.int32),

@@ -58,16 +58,13 @@ from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.asm.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, PTE_PFN_SHIFT,
                                  swp_entry_to_pte)
 from rmaplab.errors import InvariantError
+from rmaplab.include.mm import PG_dirty, PG_referenced, PG_swapcache, VM_LOCKED
 from rmaplab.rmap.scheme import SWAP_AGAIN, SWAP_FAIL, SWAP_SUCCESS, PteLevelScheme
 
 #: blocks a page description lists at most
 _DESCRIBE_BLOCKS = 16
 _VPN_BITS = 36
 _VPN_MASK = (1 << _VPN_BITS) - 1
-_VM_LOCKED = 0x2000
-_PG_referenced = 1 << 2
-_PG_dirty = 1 << 4
-_PG_swapcache = 1 << 16
 ANON_MAPPING = PteLevelScheme.ANON_MAPPING
 
 
@@ -386,8 +383,8 @@ class PteChainScheme(PteLevelScheme):
         st.page_referenced_calls += 1
         st.rmap_walks += 1
         referenced = 0
-        if mem.flags[pfn] & _PG_referenced:
-            mem.flags[pfn] &= ~np.uint32(_PG_referenced)
+        if mem.flags[pfn] & PG_referenced:
+            mem.flags[pfn] &= ~np.uint32(PG_referenced)
             referenced += 1
         n = 0
         for key in self._keys(pfn):
@@ -466,11 +463,11 @@ class PteChainScheme(PteLevelScheme):
             return SWAP_FAIL
         if vma.vm_start > addr:
             raise InvariantError(f"pfn {pfn}: pte {addr:#x} of {mm!r} lies in no VMA")
-        if vma.vm_flags & _VM_LOCKED:
+        if vma.vm_flags & VM_LOCKED:
             return SWAP_FAIL
         pte = self._read_pte(pfn, mm, vpn)
         anon = bool(mem.mapping[pfn] & 1)
-        if mem.flags[pfn] & _PG_swapcache:
+        if mem.flags[pfn] & PG_swapcache:
             entry = int(mem.private[pfn])
             self.ctx.swap.swap_duplicate(entry)
             mm.pgd.set(vpn, swp_entry_to_pte(entry))
@@ -479,7 +476,7 @@ class PteChainScheme(PteLevelScheme):
         else:
             mm.pgd.set(vpn, 0)
         if pte & _PAGE_DIRTY:
-            mem.flags[pfn] |= np.uint32(_PG_dirty)
+            mem.flags[pfn] |= np.uint32(PG_dirty)
         if anon:
             mm.anon_rss -= 1
         mm.rss -= 1

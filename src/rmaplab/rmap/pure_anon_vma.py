@@ -26,6 +26,7 @@ import numpy as np
 
 from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.errors import InvariantError
+from rmaplab.include.mm import VM_SHARED
 from rmaplab.rmap.anon_vma import AnonVmaScheme
 
 #: ``page->mapping`` of a COW page of a private file VMA: the file's id
@@ -80,7 +81,7 @@ class PureAnonVmaScheme(AnonVmaScheme):
         self.st.lock_i_mmap += 1
         for vma in f.i_mmap.query(index):
             self.st.rmap_vmas_visited += 1
-            if vma.vm_flags & 0x8:          # VM_SHARED mappings hold no private copies
+            if vma.vm_flags & VM_SHARED:        # shared mappings hold no private copies
                 self.st.rmap_vmas_skipped += 1
                 continue
             yield vma, vma.vm_start + ((index - vma.vm_pgoff) << PAGE_SHIFT)

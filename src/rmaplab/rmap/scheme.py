@@ -28,17 +28,10 @@ from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.asm.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT,
                                  PTE_PFN_SHIFT, swp_entry_to_pte)
 from rmaplab.errors import InvariantError
+from rmaplab.include.mm import (PG_dirty, PG_referenced, PG_swapcache, VM_LOCKED, VM_MAYSHARE,
+                                VM_RESERVED)
 
 SWAP_SUCCESS, SWAP_AGAIN, SWAP_FAIL = 0, 1, 2
-
-# vm_flags bits the walks test (same values as mm.mm_types; repeated here
-# because rmap sits below mm).
-_VM_LOCKED = 0x2000
-_VM_RESERVED = 0x80000
-_VM_MAYSHARE = 0x80
-_PG_referenced = 1 << 2
-_PG_dirty = 1 << 4
-_PG_swapcache = 1 << 16
 
 
 def vma_ref(vma: Any) -> dict[str, int]:
@@ -333,15 +326,15 @@ class RmapScheme:
         st.page_referenced_calls += 1
         st.rmap_walks += 1
         referenced = 0
-        if mem.flags[pfn] & _PG_referenced:
-            mem.flags[pfn] &= ~np.uint32(_PG_referenced)
+        if mem.flags[pfn] & PG_referenced:
+            mem.flags[pfn] &= ~np.uint32(PG_referenced)
             referenced += 1
         left = int(mem.mapcount[pfn])
         if not left or not mem.mapping[pfn]:
             return referenced
         anon = bool(mem.mapping[pfn] & 1)
         for vma, addr in self.candidates(pfn):
-            if not anon and (vma.vm_flags & (_VM_LOCKED | _VM_MAYSHARE)) == (_VM_LOCKED | _VM_MAYSHARE):
+            if not anon and (vma.vm_flags & (VM_LOCKED | VM_MAYSHARE)) == (VM_LOCKED | VM_MAYSHARE):
                 referenced += 1
                 break
             if not vma.vm_mm.rss:
@@ -394,16 +387,16 @@ class RmapScheme:
         if not pte:
             return SWAP_AGAIN
         vpn = addr >> PAGE_SHIFT
-        if vma.vm_flags & (_VM_LOCKED | _VM_RESERVED):
+        if vma.vm_flags & (VM_LOCKED | VM_RESERVED):
             return SWAP_FAIL
         if pte & _PAGE_ACCESSED:
             mm.pgd.set(vpn, pte & ~_PAGE_ACCESSED)
             return SWAP_FAIL
         anon = bool(mem.mapping[pfn] & 1)
         if pte & _PAGE_DIRTY:
-            mem.flags[pfn] |= np.uint32(_PG_dirty)
+            mem.flags[pfn] |= np.uint32(PG_dirty)
         if anon:
-            if not mem.flags[pfn] & _PG_swapcache:
+            if not mem.flags[pfn] & PG_swapcache:
                 raise InvariantError(f"try_to_unmap of anonymous pfn {pfn} not in swap cache")
             entry = int(mem.private[pfn])
             self.ctx.swap.swap_duplicate(entry)

@@ -1,0 +1,1 @@
+"""Bottom-layer definitions shared by mm and rmap: the model's include/linux."""
