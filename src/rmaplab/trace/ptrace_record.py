@@ -1031,7 +1031,10 @@ class Recorder:
         try:
             if vmas is None:
                 vmas = read_vmas(tid)
-            vmas = [v for v in vmas if v.path not in SPECIAL]
+            # no page can be touched in a PROT_NONE VMA (reservations, guard
+            # pages: often huge); the pages an mprotect makes accessible are
+            # read into the last reading when it returns
+            vmas = [v for v in vmas if v.path not in SPECIAL and v.perms[:3] != "---"]
             p, e = self._read(tid, [(v.start, v.end) for v in vmas])
         except OSError:
             return
