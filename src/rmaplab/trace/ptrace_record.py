@@ -44,10 +44,15 @@ every event. How each part is obtained:
   so a rewrite of a page already present is seen too); otherwise it was
   read. The touches are emitted before the call's own event, in ascending
   address order, coalesced into runs of pages of one VMA with one access,
-  each with ``expect`` ``"ok"``. Pages that a call itself brings in
-  (``MAP_POPULATE``, ``mlock``, the destination of an ``mremap``) are read
-  again after the call and are not touches. A child's pages after fork are
-  its starting point, not touches.
+  each with ``expect`` ``"ok"``. The range of each call is read again
+  when it returns, so pages a call brings in itself (``MAP_POPULATE``,
+  ``mlock``, the destination of an ``mremap``) are not touches, and pages
+  it takes away (``munmap``, ``MADV_DONTNEED``) are new again when touched
+  later. A child's pages after fork are its starting point, not touches.
+  PROT_NONE VMAs are not read (nothing can be touched there). Without
+  CAP_SYS_ADMIN pagemap hides frame numbers: an anonymous page that is new
+  and exclusively mapped, or was shared and is exclusive now (a copy on
+  write), stands for a write.
 
 What is approximated: the order of touches within an interval (between two
 stops of one process) is address order, not the order they happened in; a
