@@ -123,11 +123,13 @@ def compare_states(kernel: dict, model: dict, have_frames: bool = True,
         kv = [_vma_key(m) for m in kp[pid]["maps"]]
         mv = [_vma_key(m) for m in mp[pid]["maps"]]
         if kv != mv and "layout" not in out:
-            i = next((i for i, (a, b) in enumerate(zip(kv, mv)) if a != b), min(len(kv), len(mv)))
-            a = kv[i] if i < len(kv) else None
-            b = mv[i] if i < len(mv) else None
-            addr = (a or b)[0]
-            out["layout"] = (f"VMA {i}: kernel {_fmt_vma(a)}, model {_fmt_vma(b)}", pid, addr)
+            i = next((i for i, (x, y) in enumerate(zip(kv, mv)) if x != y), min(len(kv), len(mv)))
+            kvma = kv[i] if i < len(kv) else None
+            mvma = mv[i] if i < len(mv) else None
+            first = kvma or mvma
+            assert first is not None
+            out["layout"] = (f"VMA {i}: kernel {_fmt_vma(kvma)}, model {_fmt_vma(mvma)}", pid,
+                             first[0])
     kpg, mpg = _pages(kernel), _pages(model)
     for key in sorted(set(kpg) | set(mpg)):
         a, b = kpg.get(key), mpg.get(key)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -78,13 +78,14 @@ class SchemeMachine(RuleBasedStateMachine):
         self.next_pid = 1
         self.ntok = 0
         #: (pid, page) -> token this process alone wrote into private memory
-        self.mine: dict[tuple[int, int], str] = {}
+        self.mine: dict[tuple[Any, int], str] = {}
 
     # -- one event: recorded, then applied ----------------------------------------------
 
     def _do(self, ev: dict) -> Any:
         self.events.append(ev)
-        k, op, pid = self.k, ev["op"], ev.get("pid")
+        k, op = self.k, ev["op"]
+        pid: int = ev.get("pid", 0)
         try:
             if op == "file":
                 return k.declare_file(ev["name"], ev["size"])
@@ -136,7 +137,7 @@ class SchemeMachine(RuleBasedStateMachine):
     def init(self) -> int:
         """pid 1 with a layout to work on: anonymous rw- (written) and r--,
         a private file mapping (read), shared anonymous memory (written)."""
-        pid = self.spawn()
+        pid = cast(int, self.spawn())
         anon, shanon = ["private", "anonymous", "fixed"], ["shared", "anonymous", "fixed"]
         for ev in ({"op": "mmap", "pid": pid, "addr": a(0), "len": 4 * P, "prot": "rw-",
                     "flags": anon, "file": None},
@@ -272,6 +273,7 @@ class SchemeMachine(RuleBasedStateMachine):
             done = n if r.result == "ok" else (r.fault_addr - a(page)) // P
             for p in range(page, page + done):
                 vma = self.k.mm(pid).find_vma(a(p))
+                assert vma is not None
                 if vma.vm_file is None and not vma.vm_flags & VM_SHARED:    # private anonymous
                     self.mine[(pid, p)] = tok
                 else:
