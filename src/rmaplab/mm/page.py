@@ -27,8 +27,11 @@ from rmaplab.include.mm import (PAGE_MAPPING_ANON, PG_active, PG_dirty, PG_locke
 
 ZERO_PFN = 0
 
+# ``private`` holds a swap entry (slot numbers stay far below 2**31) and the
+# free list a pfn: 32 bits each keep the model at 60 bytes a frame (with
+# its pte), under the 64 a real struct page takes.
 _FIELDS = (("flags", np.uint32), ("count", np.int32), ("mapcount", np.int32),
-           ("mapping", np.int64), ("index", np.int64), ("private", np.int64),
+           ("mapping", np.int64), ("index", np.int64), ("private", np.int32),
            ("token", np.int64), ("lru_seq", np.int64))
 
 
@@ -71,7 +74,7 @@ class MemMap:
         self.mapping = self.index = self.private = self.token = None  # type: ignore[assignment]
         for name, dt in _FIELDS:
             setattr(self, name, np.zeros(0, dtype=dt))
-        self.free = np.zeros(0, dtype=np.int64)   # stack of free pfns
+        self.free = np.zeros(0, dtype=np.int32)   # stack of free pfns
         self.nr_free = 0
         self._grow(cap)
         # pfn 0 is ZERO_PAGE: take it off the free list.
@@ -97,13 +100,13 @@ class MemMap:
             arr = np.zeros(newcap, dtype=dt)
             arr[:old] = getattr(self, name)
             setattr(self, name, arr)
-        free = np.zeros(newcap, dtype=np.int64)
+        free = np.zeros(newcap, dtype=np.int32)
         free[:self.nr_free] = self.free[:self.nr_free]
         # New frames go below the existing free ones so that low pfns are
         # handed out first, which keeps runs deterministic and readable.
         n_new = newcap - old
         free[n_new:n_new + self.nr_free] = free[:self.nr_free].copy()
-        free[:n_new] = np.arange(newcap - 1, old - 1, -1, dtype=np.int64)
+        free[:n_new] = np.arange(newcap - 1, old - 1, -1, dtype=np.int32)
         self.free = free
         self.nr_free += n_new
         self.capacity = newcap
@@ -120,7 +123,7 @@ class MemMap:
             self._grow(max(self.capacity * 2, self.capacity + n - self.nr_free + 1))
         k = min(n, self.nr_free)
         top = self.nr_free
-        pfns = self.free[top - k:top][::-1].copy()
+        pfns = self.free[top - k:top][::-1].astype(np.int64)
         self.nr_free = top - k
         return pfns
 
