@@ -217,6 +217,11 @@ def test_graphs_are_bounded_and_named_by_their_event():
     assert len(rec.dots) <= len(drawn)
     for i, (g, ge) in enumerate(zip(rec.graph, rec.graph_event)):
         assert ge <= i and rec.graph[ge] == g
+        assert rec.graph_same[ge]
+    # the read phase changes nothing a graph shows: those graphs are current
+    last_cow = max(i for i, e in enumerate(events) if e.op == "touch" and e.args[2] == "w")
+    reads = [i for i, e in enumerate(events) if i > last_cow and e.op == "touch"]
+    assert reads and all(rec.graph_same[i] for i in reads)
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str, str]:

@@ -319,7 +319,8 @@ def _html(args: argparse.Namespace, name: str, events: list[Any], configs: list[
            f"profile {configs[0].profile}"
            + (f"; mem {args.mem}" if args.mem else "") + (f"; swap {args.swap}" if args.swap else ""))
     text = page(f"rmaplab show {os.path.basename(name)}", sub,
-                [(e.line, event_text(e)) for e in events], checkpoints, recs, svgs, note, start)
+                [(e.line, event_text(e)) for e in events], checkpoints, recs, svgs, note, start,
+                args.graphs)
     try:
         with open(args.html, "w", encoding="utf-8") as f:
             f.write(text)

@@ -344,7 +344,9 @@ class Panel {
     const gid = k >= 0 ? this.rec.graph[k] : -1, ge = k >= 0 ? this.rec.graphEvent[k] : -1;
     if (D.graphNote) { this.note.textContent = D.graphNote; return; }
     if (gid !== this.graphShown) { this.graph.innerHTML = gid >= 0 ? this.svgs[gid] : ""; this.graphShown = gid; }
-    this.note.textContent = ge >= 0 && ge !== i ? `drawn after event ${fmt(ge)}: the structures are those of that moment` : "";
+    const same = k >= 0 && this.rec.graphSame[k];
+    this.note.textContent = ge < 0 || ge === i ? "" : same ? `as drawn after event ${fmt(ge)}: unchanged since` :
+      `drawn after event ${fmt(ge)}: the structures are those of that moment (graphs are drawn about every ${fmt(D.graphGap)} events)`;
   }
 }
 
@@ -473,16 +475,18 @@ def _max_extents(recs: Sequence[Recording]) -> tuple[int, int]:
 
 def page(title: str, subtitle: str, events: Sequence[tuple[int, str]], checkpoints: Sequence[int],
          recordings: Sequence[Recording], svgs: Sequence[Sequence[str]] | None,
-         graph_note: str | None = None, start: int = 0) -> str:
+         graph_note: str | None = None, start: int = 0, graph_budget: int = 300) -> str:
     """The whole HTML page (see the module docstring). ``svgs[k][g]`` is
     graph ``g`` of recording ``k``; with ``svgs`` None, ``graph_note`` says
     why there are no graphs."""
     max_pfn, max_pages = _max_extents(recordings)
     data = {"title": title, "events": [list(e) for e in events], "checkpoints": list(checkpoints),
             "maxPfn": max_pfn, "maxPages": max_pages, "start": start, "graphNote": graph_note,
+            "graphGap": max(1, len(events) // max(1, graph_budget)),
             "svgs": [list(s) for s in svgs] if svgs is not None else None,
             "schemes": [{"name": r.scheme, "results": r.results, "deltas": r.deltas,
                          "stats": r.stats, "graph": r.graph, "graphEvent": r.graph_event,
+                         "graphSame": r.graph_same,
                          "error": r.error} for r in recordings]}
     blob = base64.b64encode(gzip.compress(orjson.dumps(data), compresslevel=9, mtime=0)).decode()
     esc = html.escape

@@ -60,6 +60,9 @@ class Recording:
     #: per event: index into ``dots`` of the graph shown, and the event it was made at
     graph: list[int] = field(default_factory=list)
     graph_event: list[int] = field(default_factory=list)
+    #: per event: nothing the graph shows has changed since it was made (as
+    #: far as the model's counters, frames and swap in use tell)
+    graph_same: list[bool] = field(default_factory=list)
     dots: list[str] = field(default_factory=list)
     #: the replay stopped here (bad trace line, model failure): the message
     error: str | None = None
@@ -142,7 +145,7 @@ def record(events: Sequence[Any], config: Config, graph_budget: int = 300,
         rec.stats.append([len(pids), vmas, int(k.mem.nr_used), int(k.ctx.swap.inuse_pages),
                           int(meta.get("i386", 0)), int(meta.get("x86_64", 0))])
         struct_sig = (_counters(st, STRUCT_COUNTERS), len(pids))
-        page_sig = _counters(st, PAGE_COUNTERS)
+        page_sig = (_counters(st, PAGE_COUNTERS), int(k.mem.nr_used), int(k.ctx.swap.inuse_pages))
         must = ev.op == "checkpoint" or i == n - 1 or i == 0
         if must or (i - last_graph >= gap and (struct_sig, page_sig) != drawn_sig):
             dot = dot_source(k.scheme.describe(graph_limit))
@@ -154,6 +157,7 @@ def record(events: Sequence[Any], config: Config, graph_budget: int = 300,
             drawn_sig = (struct_sig, page_sig)
         rec.graph.append(cur_graph)
         rec.graph_event.append(cur_graph_event)
+        rec.graph_same.append((struct_sig, page_sig) == drawn_sig)
         if progress is not None:
             progress(i + 1)
     return rec
