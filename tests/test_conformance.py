@@ -2,7 +2,7 @@
 
 Offline (always): each trace replays in the model under the modern profile
 and must agree, category by category after every event, with the kernel's
-recorded run (``NAME.kernel.jsonl``, made by ``python
+recorded run (``recorded/NAME.kernel.jsonl``, made by ``python
 tests/conformance/corpus.py --record`` on Linux 6.18). Under the 2.6.7
 profile the same recordings must show the differences the profile table
 names, so the comparison is known to catch them.
@@ -28,11 +28,11 @@ from rmaplab.config import Config
 from rmaplab.trace.reader import read_trace
 
 CORPUS = Path(__file__).resolve().parent / "conformance"
-TRACES = sorted(p for p in CORPUS.glob("*.jsonl") if not p.name.endswith(".kernel.jsonl"))
+TRACES = sorted(CORPUS.glob("*.jsonl"))
 
 
 def _run(trace: Path) -> Path:
-    return trace.with_name(trace.name.replace(".jsonl", ".kernel.jsonl"))
+    return CORPUS / "recorded" / trace.name.replace(".jsonl", ".kernel.jsonl")
 
 
 def _report(rep) -> str:

@@ -7,8 +7,8 @@ what it checks.
 
 ``--record`` runs ``rmaplab conform`` on every trace with ``--save-run``
 (root on Linux x86_64 with a C compiler), which writes
-``NAME.kernel.jsonl`` beside each trace: what the kernel did and showed
-after every event. ``tests/test_conformance.py`` compares the model with
+``recorded/NAME.kernel.jsonl`` for each trace: what the kernel did and
+showed after every event. ``tests/test_conformance.py`` compares the model with
 those recordings in CI, and with the live kernel when it can.
 
 Addresses are pages of a window at ``X`` (16 TiB), far from the worker's
@@ -316,8 +316,9 @@ def main(argv: list[str]) -> int:
     print(f"wrote {len(traces)} traces to {HERE}")
     if "--record" in argv:
         paths = [str(HERE / f"{t.name}.jsonl") for t in traces]
+        (HERE / "recorded").mkdir(exist_ok=True)
         return subprocess.call([sys.executable, "-m", "rmaplab.cli.main", "conform", "--quiet",
-                                "--save-run", str(HERE), *paths])
+                                "--save-run", str(HERE / "recorded"), *paths])
     return 0
 
 

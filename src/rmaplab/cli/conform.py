@@ -45,7 +45,7 @@ examples:
   rmaplab conform t.jsonl --from-run t.kernel.jsonl
       save the kernel's observations, then compare the model with them
       again without running anything on the kernel
-  rmaplab conform tests/conformance/*.jsonl --from-run tests/conformance/
+  rmaplab conform tests/conformance/*.jsonl --from-run tests/conformance/recorded/
       with a directory: each trace's run is NAME.kernel.jsonl there
   rmaplab conform --random 500 --keep diverged/
       500 random programs (seeds 1-500) on the kernel and in the model; the
