@@ -306,6 +306,10 @@ def corpus() -> list[T]:
     t.madvise(1, 0, 4, "pageout").cp("paged-out").r(1, 3).cp("back")
     t.file("f", 4 * P).mmap(1, 10, 4, "r--", PRIV, file="f").r(1, 10, 4)
     t.madvise(1, 10, 4, "pageout").cp("file")
+    t = new("33-mlock-across-a-merge", "mlock and munlock over a range whose changed part "
+            "merges with its neighbour return 0 (a model bug the recorder found)")
+    t.mmap(1, 0, 16).mlock(1, 8, 2).mlock(1, 0, 16).r(1, 0, 16).cp("locked")
+    t.mmap(1, 20, 16)._e(op="munlock", pid=1, addr=X + 20 * P, len=16 * P).cp("end")
     return out
 
 

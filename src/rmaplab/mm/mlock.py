@@ -89,7 +89,8 @@ def do_mlock(ctx: Any, mm: MmStruct, start: int, length: int, on: bool) -> int:
         if nstart >= end:
             break
         vma = mm.find_vma(nstart)
-        if vma is None or vma.vm_start != nstart:
+        # a VMA starting before nstart is the one the last fixup merged into
+        if vma is None or vma.vm_start > nstart:
             raise SyscallError("ENOMEM", "range has a hole")
     if on and ctx.config.mm_populate:
         # __mlock_posix_error_return: a fault that failed is ENOMEM
