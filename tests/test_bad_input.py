@@ -105,3 +105,13 @@ def test_growsdown_shared_anonymous_stays_in_i_mmap():
     assert k.touch(1, a - (16 << 20), 1, "r").result == "SIGSEGV"
     assert k.touch(1, a, P, "w", "x").result == "ok"
     validate(k)
+
+
+def test_every_command_module_exists_and_a_missing_one_is_loud(monkeypatch):
+    import pytest
+
+    from rmaplab.cli import main as cli_main
+    cli_main.build_parser()                       # every listed command imports and registers
+    monkeypatch.setattr(cli_main, "COMMANDS", cli_main.COMMANDS + ("no_such_command",))
+    with pytest.raises(ModuleNotFoundError, match="no_such_command"):
+        cli_main.build_parser()

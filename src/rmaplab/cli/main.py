@@ -40,13 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"rmaplab {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"rmaplab.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"rmaplab.cli.{name}":
-                continue
-            raise
-        mod.register(sub)
+        # a command module that is missing is a broken install: fail loudly
+        importlib.import_module(f"rmaplab.cli.{name}").register(sub)
     return p
 
 
