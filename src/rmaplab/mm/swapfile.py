@@ -73,6 +73,3 @@ class SwapInfo:
             self.inuse_pages -= 1
             self._freed.append(entry)
         return left
-
-    def swap_count(self, entry: int) -> int:
-        return int(self.swap_map[entry])

@@ -49,12 +49,6 @@ class Zone:
         self.totalram = totalram
 
 
-def lru_lists(mem: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(active, inactive) pfns, each ordered from tail (oldest) to head."""
-    on = np.flatnonzero(mem.flags & PG_lru)
-    act = (mem.flags[on] & PG_active) != 0
-    a, i = on[act], on[~act]
-    return a[np.argsort(mem.lru_seq[a], kind="stable")], i[np.argsort(mem.lru_seq[i], kind="stable")]
 
 
 def _oldest(mem: Any, active: bool, n: int) -> list[int]:

@@ -279,9 +279,6 @@ def run_job(job: Job) -> tuple[Job, Metrics]:
     return job, measure(list(evs.events), job.scheme, mem_pages=mem)
 
 
-def run_case(args: tuple[str, str]) -> tuple[str, str, Metrics]:
-    job, m = run_job(Job(*args))
-    return job.case, job.scheme, m
 
 
 def headline_jobs(schemes: list[str]) -> list[Job]:

@@ -25,7 +25,7 @@ import gzip
 import re
 import sys
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from rmaplab.kernel.abi import MMAP_FLAGS, MREMAP_FLAGS, parse_prot
@@ -618,7 +618,3 @@ def _json_reason(e: Exception) -> str:
 
 _LINE_COL = re.compile(r"line \d+ column (\d+) \(char \d+\)")
 
-
-def iter_events(path: str) -> Iterator[Event]:
-    """The events of the trace at ``path`` (the whole file is checked first)."""
-    yield from read_trace(path).events
