@@ -130,7 +130,7 @@ def vma_merge(ctx: Any, mm: MmStruct, prev: VmAreaStruct | None, addr: int, end:
             and can_vma_merge_after(ctx, prev, vm_flags, anon_vma, file, pgoff, src)):
         if (nxt is not None and end == nxt.vm_start
                 and can_vma_merge_before(ctx, nxt, vm_flags, anon_vma, file, pgoff + pglen, src)
-                and ctx.scheme.is_mergeable_anon_vma(prev.anon_vma, nxt.anon_vma, nxt, prev)):
+                and ctx.scheme.anon_vmas_compatible(prev, nxt)):
             vma_adjust(ctx, prev, prev.vm_start, nxt.vm_end, prev.vm_pgoff)   # cases 1, 6
         else:
             vma_adjust(ctx, prev, prev.vm_start, end, prev.vm_pgoff)          # cases 2, 5, 7

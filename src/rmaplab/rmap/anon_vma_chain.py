@@ -43,12 +43,9 @@ of this docstring names the core hooks that would remove them):
    same chain (the invariant 2555283eb40d restored, which ``check``
    verifies). ``AnonVma.active`` (whose size is ``num_active_vmas``) finds
    one in O(1).
-3. The three-way compatibility test of ``vma_merge`` reaches
-   ``is_mergeable_anon_vma`` with (prev.anon_vma, next.anon_vma, next,
-   prev), which is indistinguishable by its arguments from a copy_vma
-   test; the scheme recognises it by the two tests that always precede it
-   (prev's and next's, both passed, same source) and by prev lying before
-   next with a gap between them.
+3. ``vma_merge``'s three-way test (case 1) is its own hook,
+   ``anon_vmas_compatible(prev, next)``, so it is never mistaken for a
+   copy_vma test.
 
 Configuration (``config.extra``):
 
@@ -58,8 +55,7 @@ Configuration (``config.extra``):
 
 Core hooks that would make the model exact (described, not used): a
 ``vma_adjusted(vma)`` call after any change of a VMA's boundaries or pgoff
-(for a keyed tree, choice 1); a distinct ``anon_vmas_compatible(prev,
-next)`` call for the three-way test (choice 3); and the anon_vma handed to
+(for a keyed tree, choice 1); and the anon_vma handed to
 a VMA that copy_vma's merge expanded over the destination (today done in
 ``vma_moved``, after the ptes moved, where the kernel's ``vma_expand``
 does it before).
@@ -146,9 +142,6 @@ class AnonVmaChainScheme(RmapScheme):
         if walk not in ("tree", "list"):
             raise ConfigError(f"avc_walk {walk!r}: choose tree or list")
         self.tree_walk = walk == "tree"
-        #: the last two is_mergeable_anon_vma tests, to recognise the
-        #: three-way one (choice 3 of the module docstring)
-        self._tests: list[tuple[Any, Any, Any, Any, bool]] = []
 
     # -- objects -------------------------------------------------------------------
 
@@ -222,7 +215,6 @@ class AnonVmaChainScheme(RmapScheme):
         link); link one AVC; ``num_active_vmas++``."""
         if vma.anon_vma is not None:
             return
-        self._tests.clear()
         av = None
         if self.config.find_mergeable_anon_vma:
             av = self.ctx.find_mergeable_anon_vma(vma, accept=_singular)
@@ -239,7 +231,6 @@ class AnonVmaChainScheme(RmapScheme):
     def vma_clone(self, new: Any, src: Any) -> None:
         """``anon_vma_clone(new, src)`` from split_vma and copy_vma: ``new``
         is a copy of ``src`` (same anon_vma) and gets the same chain."""
-        self._tests.clear()
         new.rmap = []
         if new.anon_vma is not None:
             self._clone(new, src, fork=False)
@@ -248,7 +239,6 @@ class AnonVmaChainScheme(RmapScheme):
         """A new VMA. One that has an anon_vma but no chain yet (a copy the
         core made without ``vma_clone``) clones the chain of a live VMA with
         the same anon_vma (choice 2)."""
-        self._tests.clear()
         if vma.rmap is None:
             vma.rmap = []
         av = vma.anon_vma
@@ -263,7 +253,6 @@ class AnonVmaChainScheme(RmapScheme):
         clone its chain (perhaps reusing an ancestor), or add a new anon_vma
         (root = the parent's root, parent = the parent's anon_vma) and one
         AVC to it."""
-        self._tests.clear()
         child.rmap = []
         child.anon_vma = None
         pav = parent.anon_vma
@@ -309,7 +298,6 @@ class AnonVmaChainScheme(RmapScheme):
         self.chained.pop(vma, None)
 
     def vma_unlink(self, vma: Any) -> None:
-        self._tests.clear()
         self._unlink_anon_vmas(vma)
 
     def vma_absorb(self, vma: Any, gone: Any) -> None:
@@ -317,7 +305,6 @@ class AnonVmaChainScheme(RmapScheme):
         merge rules has the same anon_vma or got a clone of ``gone``'s chain
         from ``vma_import``; without that import (2.6.7 rmap 39 config) it
         adopts ``gone``'s chain here."""
-        self._tests.clear()
         if gone.anon_vma is not None:
             if vma.anon_vma is None:
                 self._dup_anon_vma(vma, gone)
@@ -334,7 +321,6 @@ class AnonVmaChainScheme(RmapScheme):
     def vma_import(self, importer: Any, anon_vma: Any, exporter: Any = None) -> None:
         """``dup_anon_vma(importer, exporter)`` in a merge: an importer
         without anon_vma takes the exporter's and a clone of its chain."""
-        self._tests.clear()
         if anon_vma is None:
             return
         if importer.anon_vma is None:
@@ -355,7 +341,6 @@ class AnonVmaChainScheme(RmapScheme):
         has the same gap (its copy_vma → vma_merge → vma_adjust leaves the
         grown VMA without anon_vma); the 2011 rule hid it by refusing the
         merge."""
-        self._tests.clear()
         if new is not old and new.anon_vma is None and old.anon_vma is not None:
             self._dup_anon_vma(new, old)
 
@@ -375,17 +360,15 @@ class AnonVmaChainScheme(RmapScheme):
         - ``"2011"`` (965f55dea0e3 to 6.15): true if either anon_vma is NULL
           and ``dst`` has a singular chain (an unfaulted ``dst``, with an
           empty chain, fails: the misplaced test), else the two must be
-          equal. The three-way test passes NULL for the VMA: NULL on one
-          side or equal.
+          equal.
         - ``"2025"``: target unfaulted, source faulted: merge unless the
           source is a fork child; target faulted, source not: merge unless
-          the target is a fork child; else equal. Three-way: prev's and
-          next's anon_vmas NULL on one side or equal.
+          the target is a fork child; else equal.
+
+        The three-way test of case 1 is ``anon_vmas_compatible`` (the base
+        class's: NULL on one side or equal, under both rules).
         """
-        three_way = self._is_three_way(av_src, av_dst, dst, src)
-        if three_way:
-            ok = av_src is None or av_dst is None or av_src is av_dst
-        elif self.merge_rule == "2011":
+        if self.merge_rule == "2011":
             if (av_src is None or av_dst is None) and (dst is None or len(_chain(dst)) == 1):
                 ok = True
             else:
@@ -396,24 +379,7 @@ class AnonVmaChainScheme(RmapScheme):
             ok = not _fork_child(dst)
         else:
             ok = av_src is av_dst
-        tests = self._tests
-        tests.append((av_src, av_dst, dst, src, ok))
-        if len(tests) > 2:
-            del tests[0]
         return ok
-
-    def _is_three_way(self, av_src: Any, av_dst: Any, dst: Any, src: Any) -> bool:
-        """vma_merge's ``is_mergeable_anon_vma(prev->anon_vma,
-        next->anon_vma, next, prev)``: it follows prev's test and next's
-        test of the same range (both passed), and prev ends before next
-        starts (the range lies between them)."""
-        tests = self._tests
-        if len(tests) < 2 or dst is None or src is None:
-            return False
-        (a_src, a_dst_av, a_dst, a_from, a_ok), (b_src, b_dst_av, b_dst, b_from, b_ok) = tests
-        return (a_ok and b_ok and a_dst is src and b_dst is dst and a_from is b_from
-                and a_src is b_src and av_src is src.anon_vma and av_dst is dst.anon_vma
-                and src.vm_mm is dst.vm_mm and src.vm_end < dst.vm_start)
 
     def anon_vma_id(self, vma: Any) -> int | None:
         return None if vma.anon_vma is None else vma.anon_vma.id

@@ -179,9 +179,16 @@ class RmapScheme:
                               src: Any = None) -> bool:
         """May a range whose pages belong to ``av_src`` (from VMA ``src``, or
         None for a new mapping) join VMA ``dst`` whose anon_vma is
-        ``av_dst``? Also asked with prev's and next's anon_vmas for a
-        three-way merge (then ``dst`` is next and ``src`` prev)."""
+        ``av_dst``?"""
         return True
+
+    def anon_vmas_compatible(self, prev: Any, nxt: Any) -> bool:
+        """The three-way test of ``vma_merge`` (case 1): may ``prev`` and
+        ``nxt``, which the range between them joins, become one VMA? The
+        kernel asks ``is_mergeable_anon_vma(prev->anon_vma, next->anon_vma,
+        NULL)``: NULL on one side, or the same anon_vma."""
+        a, b = prev.anon_vma, nxt.anon_vma
+        return a is None or b is None or a is b
 
     def anon_pgoff_matters(self) -> bool:
         """Must anonymous VMAs have contiguous pgoff to merge (rmap 39)?"""
