@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if size < 1 << 20:
         raise UsageError("--size must be at least 1M")
     from rmaplab.cli.compare import _schemes
+    from rmaplab.rmap import registry
     schemes = _schemes(args.scheme)
     groups = set(args.only or ("core", "reclaim", "memory"))
     mem = size_to_pages(args.mem)
@@ -114,9 +115,10 @@ def run(args: argparse.Namespace) -> int:
     with progress(args.quiet) as prog:
         task = prog.add_task("bench", total=cases * len(schemes))
         for scheme in schemes:
+            name = registry.resolve(scheme)         # a plugin by its scheme name
             for m in micro:
                 secs, _ = time_case(scheme, m.setup, m.measured, m.name, repeat=args.repeat)
-                out({"scheme": scheme, "case": m.name, "what": m.what, "seconds": secs,
+                out({"scheme": name, "case": m.name, "what": m.what, "seconds": secs,
                      "rate": m.units / secs, "unit": m.unit, "kernel_s": m.kernel_s,
                      "target_s": m.target_s})
                 prog.advance(task)
@@ -126,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
                     secs, k = time_case(scheme, evs[:1], evs[1:], f"reclaim-{sharers}", mem=mem,
                                         repeat=1)
                     st = k.stat
-                    out({"scheme": scheme, "case": f"reclaim x{sharers + 1}",
+                    out({"scheme": name, "case": f"reclaim x{sharers + 1}",
                          "what": f"{size >> 20} MiB demand in {args.mem}, {sharers} forked sharers",
                          "seconds": secs, "rate": st.pgsteal / secs, "unit": "reclaimed",
                          "pgsteal": st.pgsteal, "pswpout": st.pswpout, "pswpin": st.pswpin,
@@ -135,10 +137,10 @@ def run(args: argparse.Namespace) -> int:
                     prog.advance(task)
             if "memory" in groups:
                 b = bytes_per_page(scheme, min(size, GIB))
-                rows.append({"scheme": scheme, "case": "memory", "bytes_per_page": b,
+                rows.append({"scheme": name, "case": "memory", "bytes_per_page": b,
                              "kernel_bytes": 64, "target_bytes": 200})
                 if not args.json:
-                    print(f"{scheme:>15}  memory           {b:8.1f} bytes per resident page"
+                    print(f"{name:>15}  memory           {b:8.1f} bytes per resident page"
                           f"  (struct page 64 B, target 200 B)", flush=True)
                 prog.advance(task)
     if args.json:

@@ -65,6 +65,7 @@ def _point(job: tuple[str, dict, str, int | None, int]) -> tuple[tuple, dict]:
 def run(args: argparse.Namespace) -> int:
     from rmaplab.cli.compare import _schemes
     from rmaplab.cli.main import UsageError
+    from rmaplab.rmap import registry
     from rmaplab.workloads.generators import WORKLOADS
     if args.workload not in WORKLOADS:
         raise UsageError(f"unknown workload {args.workload!r}; known: {', '.join(sorted(WORKLOADS))}")
@@ -113,20 +114,21 @@ def run(args: argparse.Namespace) -> int:
                 results[key] = d
                 prog.advance(task)
     points = []
-    for (s, pj, mem), d in results.items():
+    for (_, pj, mem), d in results.items():
         params = json.loads(pj)
         x = mem if vname == "mem" else params[vname]
-        points.append({"scheme": s, vname: x, args.metric: d[args.metric], "all": d})
+        points.append({"scheme": d["scheme"], vname: x, args.metric: d[args.metric], "all": d})
+    names = [registry.resolve(s) for s in schemes]      # a plugin by its scheme name
     if args.json:
         print(json.dumps([{k: v for k, v in p.items() if k != "all"} for p in points], indent=1))
     else:
         t = Table(title=f"{args.workload}: {args.metric} against {vname}", title_justify="left")
         t.add_column(vname, justify="right")
-        for s in schemes:
+        for s in names:
             t.add_column(s, justify="right")
         for x in xs:
             row = [str(x)]
-            for s in schemes:
+            for s in names:
                 val = next((p[args.metric] for p in points if p["scheme"] == s and p[vname] == x), None)
                 row.append("-" if val is None else f"{val:,.1f}" if isinstance(val, float) else f"{val:,}")
             t.add_row(*row)
