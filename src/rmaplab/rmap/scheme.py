@@ -76,7 +76,8 @@ class RmapScheme:
     ``_set_anon``), ``vma_link``, ``vma_unlink``, ``vma_clone``,
     ``vma_import``, ``vma_absorb``, ``vma_fork``, ``vma_moved``,
     ``vma_unlink_anon``, ``mm_fork``, ``mm_exec``, ``mm_exit``; the merge
-    decisions ``is_mergeable_anon_vma`` and ``anon_pgoff_matters``; the
+    decisions ``is_mergeable_anon_vma``, ``anon_vmas_compatible`` (vma_merge's
+    three-way case) and ``anon_pgoff_matters``; the
     mremap hooks ``mremap_check`` (pages to copy before the move) and
     ``mremap_moved``; ``page_reuse``, ``swapin_must_copy``,
     ``expected_index``; the page events (call ``super()``: ``mapcount``
