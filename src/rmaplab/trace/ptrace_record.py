@@ -86,6 +86,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from rmaplab.trace.writer import write_lines
 from rmaplab.trace import ptrace_sys as ps
 from rmaplab.trace.live import read_vmas
 from rmaplab.trace.reproduce import Reproduction, reproduction
@@ -255,17 +256,7 @@ class Recording:
         return out
 
     def write(self, path: str) -> None:
-        data = b"\n".join(self.lines()) + b"\n"
-        if path == "-":
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        elif path.endswith(".gz"):
-            import gzip
-            with gzip.open(path, "wb") as fh:
-                fh.write(data)
-        else:
-            with open(path, "wb") as fh:
-                fh.write(data)
+        write_lines(path, self.lines())
 
     def reproduction(self, profile: str = "modern", keep: int = 20) -> Reproduction:
         """Replay the recording on the model and count the results it

@@ -141,6 +141,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from rmaplab.trace.writer import write_lines
+
 PAGE = 4096
 _MASK = PAGE - 1
 #: where the model's program break starts (rmaplab.kernel.system.START_BRK)
@@ -951,17 +953,7 @@ class ImportResult:
         return reproduction(self.lines(), recorded, profile, keep)
 
     def write(self, path: str) -> None:
-        data = b"\n".join(self.lines()) + b"\n"
-        if path == "-":
-            import sys
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        elif path.endswith(".gz"):
-            with gzip.open(path, "wb") as fh:
-                fh.write(data)
-        else:
-            with open(path, "wb") as fh:
-                fh.write(data)
+        write_lines(path, self.lines())
 
 
 class _Importer:
