@@ -17,7 +17,7 @@ from rmaplab.errors import ConfigError
 
 #: subcommand modules, in the order ``--help`` lists them
 COMMANDS = ("compare", "sweep", "demo", "show", "replay", "conform", "generate", "import_strace",
-            "record", "check_scheme", "fuzz", "bench")
+            "record", "check_scheme", "fuzz", "bench", "smp")
 
 
 class UsageError(Exception):
