@@ -243,7 +243,17 @@ def verdicts(res: dict[tuple[str, str], Metrics]) -> list[Verdict]:
                                f"{pu.peak_bytes['i386']:,} B", b > 2 * a,
                                {"anon_vma": a, "pure_anon_vma": b},
                                "rmap work per reclaimed page"))
+    if _get(res, "swapout", "pte_chain") is not None and _get(res, "fanout", "anon_vma_chain") is not None:
+        out += smp_verdicts()
     return out
+
+
+def smp_verdicts() -> list[Verdict]:
+    """The lock claims, simulated on many CPUs (``report.smp.claims``): the
+    seed's page_table_lock claim, and fork-heavy scaling of anon_vma_chain
+    by lock era."""
+    from rmaplab.report.smp.claims import lock_claims
+    return [Verdict(**c) for c in lock_claims()]
 
 
 def to_json(res: dict[tuple[str, str], Metrics], vs: list[Verdict]) -> str:
