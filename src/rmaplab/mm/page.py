@@ -63,15 +63,23 @@ class MemMap:
     memory grows on demand and allocation never fails.
     """
 
+    #: one array per field of struct page (``_FIELDS``), indexed by pfn;
+    #: ``_grow`` replaces them with longer ones
+    flags: np.ndarray
+    count: np.ndarray
+    mapcount: np.ndarray
+    mapping: np.ndarray
+    index: np.ndarray
+    private: np.ndarray
+    token: np.ndarray
+    lru_seq: np.ndarray
+
     def __init__(self, totalram: int | None = None, initial: int = 1024) -> None:
         cap = totalram if totalram is not None else initial
-        self.lru_seq = None  # type: ignore[assignment]
         if cap < 2:
             raise ValueError("memory must hold at least two frames")
         self.totalram = totalram
         self.capacity = 0
-        self.flags = self.count = self.mapcount = None  # type: ignore[assignment]
-        self.mapping = self.index = self.private = self.token = None  # type: ignore[assignment]
         for name, dt in _FIELDS:
             setattr(self, name, np.zeros(0, dtype=dt))
         self.free = np.zeros(0, dtype=np.int32)   # stack of free pfns

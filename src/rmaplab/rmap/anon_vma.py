@@ -23,6 +23,7 @@ import numpy as np
 from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.errors import InvariantError
 from rmaplab.rmap.scheme import RmapScheme, vma_address, vma_ref
+from rmaplab.rmap.protocols import RmapContext, Vma
 
 
 class AnonVma:
@@ -32,15 +33,15 @@ class AnonVma:
 
     def __init__(self, av_id: int) -> None:
         self.id = av_id
-        self.head: dict[Any, None] = {}
+        self.head: dict[Vma, None] = {}
 
-    def list_add(self, vma: Any) -> None:
+    def list_add(self, vma: Vma) -> None:
         self.head[vma] = None
 
-    def list_del(self, vma: Any) -> None:
+    def list_del(self, vma: Vma) -> None:
         del self.head[vma]
 
-    def walk(self) -> Iterator[Any]:
+    def walk(self) -> Iterator[Vma]:
         """The list from its head: newest VMA first."""
         return reversed(self.head)
 
@@ -54,7 +55,7 @@ class AnonVmaScheme(RmapScheme):
     name = "anon_vma"
     has_anon_vma = True
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: RmapContext) -> None:
         super().__init__(ctx)
         self.anon_vmas: dict[int, AnonVma] = {}
         self._ids = count(1)
@@ -73,7 +74,7 @@ class AnonVmaScheme(RmapScheme):
 
     # -- VMA events --------------------------------------------------------------
 
-    def anon_vma_prepare(self, vma: Any) -> None:
+    def anon_vma_prepare(self, vma: Vma) -> None:
         """``anon_vma_prepare``: give ``vma`` an anon_vma before its first
         anonymous page, reusing a touching neighbour's when
         ``find_mergeable_anon_vma`` (rmap 40) finds one."""
@@ -89,14 +90,14 @@ class AnonVmaScheme(RmapScheme):
         vma.anon_vma = av
         av.list_add(vma)
 
-    def vma_link(self, vma: Any) -> None:
+    def vma_link(self, vma: Vma) -> None:
         """``__anon_vma_link`` from vma_link / __insert_vm_struct."""
         av = vma.anon_vma
         if av is not None:
             self.st.lock_anon_vma += 1
             av.list_add(vma)
 
-    def vma_unlink(self, vma: Any) -> None:
+    def vma_unlink(self, vma: Vma) -> None:
         """``anon_vma_unlink``: leave the list; free the anon_vma when empty."""
         av = vma.anon_vma
         if av is None:
@@ -106,7 +107,7 @@ class AnonVmaScheme(RmapScheme):
         if not av.head:
             self.anon_vma_free(av)
 
-    def vma_absorb(self, vma: Any, gone: Any) -> None:
+    def vma_absorb(self, vma: Vma, gone: Vma) -> None:
         """``__anon_vma_merge``: ``gone`` leaves the list; ``vma`` adopts its
         anon_vma if it had none (the 2.6.7 form; with the importer fix of
         vma_adjust it already has it)."""
@@ -121,30 +122,30 @@ class AnonVmaScheme(RmapScheme):
         gone.anon_vma.list_del(gone)
         # The list cannot be empty: ``vma`` is on it.
 
-    def vma_import(self, importer: Any, anon_vma: Any, exporter: Any = None) -> None:
+    def vma_import(self, importer: Vma, anon_vma: Any, exporter: Vma | None = None) -> None:
         if importer.anon_vma is None and anon_vma is not None:
             importer.anon_vma = anon_vma
             self.st.lock_anon_vma += 1
             anon_vma.list_add(importer)
 
-    def vma_fork(self, child: Any, parent: Any) -> None:
+    def vma_fork(self, child: Vma, parent: Vma) -> None:
         """``anon_vma_link`` in dup_mmap: the child joins the parent's list."""
         self.vma_link(child)
 
-    def vma_moved(self, new: Any, old: Any) -> None:
+    def vma_moved(self, new: Vma, old: Vma) -> None:
         pass  # copy_vma's vma_link already put it on the list: the "Magic".
 
-    def is_mergeable_anon_vma(self, av_src: Any, av_dst: Any, dst: Any = None,
-                              src: Any = None) -> bool:
+    def is_mergeable_anon_vma(self, av_src: Any, av_dst: Any, dst: Vma | None = None,
+                              src: Vma | None = None) -> bool:
         """``is_mergeable_anon_vma``: equal, or at least one is NULL."""
         return av_src is None or av_dst is None or av_src is av_dst
 
-    def anon_vma_id(self, vma: Any) -> int | None:
+    def anon_vma_id(self, vma: Vma) -> int | None:
         return None if vma.anon_vma is None else vma.anon_vma.id
 
     # -- pages -------------------------------------------------------------------
 
-    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray, new: bool) -> None:
+    def _set_anon(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray, new: bool) -> None:
         mem = self.mem
         av = vma.anon_vma
         if av is None:
@@ -152,13 +153,13 @@ class AnonVmaScheme(RmapScheme):
         mem.mapping[pfns] = (av.id << 1) | 1
         mem.index[pfns] = vma.vm_pgoff + (vpns - (vma.vm_start >> PAGE_SHIFT))
 
-    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray,
+    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray,
                            new: bool = True) -> None:
         super().page_add_anon_rmap(pfns, vma, vpns, new)
         if self.config.debug_rmap:
             self._check_same(pfns, vma, vpns)
 
-    def _check_same(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def _check_same(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         """The 2.6.7 BUG_ONs: a second mapping must agree on index and
         anon_vma."""
         mem = self.mem
@@ -169,7 +170,7 @@ class AnonVmaScheme(RmapScheme):
             raise InvariantError(f"page_add_anon_rmap: pfn {int(pfns[i])} at {int(vpns[i]) << PAGE_SHIFT:#x}"
                                  f" in {vma!r} disagrees on index or anon_vma")
 
-    def anon_candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+    def anon_candidates(self, pfn: int) -> Iterator[tuple[Vma, int]]:
         """``page_referenced_anon``/``try_to_unmap_anon``: every VMA on the
         page's anon_vma list, with ``vma_address`` skipping those that do not
         cover the page."""
@@ -223,12 +224,12 @@ class AnonVmaScheme(RmapScheme):
                 if vma.anon_vma is not av:
                     raise InvariantError(f"{vma!r} is on {av!r}'s list but points elsewhere")
 
-    def check_vma(self, vma: Any) -> None:
-        av = vma.anon_vma
+    def check_vma(self, vma: Vma) -> None:
+        av: AnonVma | None = vma.anon_vma
         if av is not None and (self.anon_vmas.get(av.id) is not av or vma not in av.head):
             raise InvariantError(f"{vma!r} points to {av!r} but is not on its list")
 
-    def check_mapped(self, vma: Any, pfns: np.ndarray, vpns: np.ndarray) -> None:
+    def check_mapped(self, vma: Vma, pfns: np.ndarray, vpns: np.ndarray) -> None:
         """List closure: a VMA mapping an anonymous page is on its list,
         i.e. (one anon_vma per VMA) the page points at the VMA's anon_vma."""
         want = -1 if vma.anon_vma is None else (vma.anon_vma.id << 1) | 1

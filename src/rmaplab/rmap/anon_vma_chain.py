@@ -72,6 +72,7 @@ import numpy as np
 from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.errors import ConfigError, InvariantError
 from rmaplab.rmap.scheme import RmapScheme, vma_address, vma_ref
+from rmaplab.rmap.protocols import RmapContext, Vma
 
 MERGE_RULES = ("2011", "2025")
 
@@ -90,7 +91,7 @@ class AnonVma:
         self.num_children = 0
         self.num_active_vmas = 0
         self.rb: dict[Avc, None] = {}
-        self.active: dict[Any, None] = {}
+        self.active: dict[Vma, None] = {}
 
     def __repr__(self) -> str:
         return f"av{self.id}"
@@ -101,7 +102,7 @@ class Avc:
 
     __slots__ = ("vma", "anon_vma")
 
-    def __init__(self, vma: Any, anon_vma: AnonVma) -> None:
+    def __init__(self, vma: Vma, anon_vma: AnonVma) -> None:
         self.vma = vma
         self.anon_vma = anon_vma
 
@@ -109,11 +110,11 @@ class Avc:
         return f"avc({self.vma.serial}->{self.anon_vma!r})"
 
 
-def _chain(vma: Any) -> list[Avc]:
+def _chain(vma: Vma) -> list[Avc]:
     return vma.rmap if vma.rmap is not None else []
 
 
-def _fork_child(vma: Any) -> bool:
+def _fork_child(vma: Vma | None) -> bool:
     """``vma_is_fork_child`` (``vma_had_uncowed_parents``): the VMA has an
     anon_vma and more than one AVC, i.e. it was cloned from a parent."""
     return vma is not None and vma.anon_vma is not None and len(_chain(vma)) != 1
@@ -126,12 +127,12 @@ class AnonVmaChainScheme(RmapScheme):
     name = "anon_vma_chain"
     has_anon_vma = True
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: RmapContext) -> None:
         super().__init__(ctx)
         self.anon_vmas: dict[int, AnonVma] = {}
         self._ids = count(1)
         #: VMAs with a non-empty chain (for check)
-        self.chained: dict[Any, None] = {}
+        self.chained: dict[Vma, None] = {}
         self.n_avc = 0
         extra = self.config.extra
         self.merge_rule = str(extra.get("avc_merge_rule", "2025"))
@@ -159,7 +160,7 @@ class AnonVmaChainScheme(RmapScheme):
         del self.anon_vmas[av.id]
         self.st.anon_vma_free += 1
 
-    def _link(self, vma: Any, av: AnonVma) -> None:
+    def _link(self, vma: Vma, av: AnonVma) -> None:
         """``anon_vma_chain_link``: a new AVC on the VMA's chain and in the
         anon_vma's interval tree."""
         avc = Avc(vma, av)
@@ -171,12 +172,12 @@ class AnonVmaChainScheme(RmapScheme):
         self.n_avc += 1
         self.st.avc_alloc += 1
 
-    def _set_active(self, vma: Any, av: AnonVma) -> None:
+    def _set_active(self, vma: Vma, av: AnonVma) -> None:
         vma.anon_vma = av
         av.num_active_vmas += 1
         av.active[vma] = None
 
-    def _clone(self, dst: Any, src: Any, fork: bool) -> None:
+    def _clone(self, dst: Vma, src: Vma, fork: bool) -> None:
         """``anon_vma_clone``: link ``dst`` to every anon_vma of ``src``'s
         chain, oldest first, under one root lock. From fork (``dst`` has no
         anon_vma yet) it may pick an anon_vma to reuse: one with no VMA and
@@ -199,7 +200,7 @@ class AnonVmaChainScheme(RmapScheme):
             av.num_active_vmas += 1
             av.active[dst] = None
 
-    def _source_of(self, av: AnonVma, other_than: Any) -> Any:
+    def _source_of(self, av: AnonVma, other_than: Vma) -> Vma:
         """A live VMA whose anon_vma is ``av`` (any: they share one chain)."""
         for v in av.active:
             if v is not other_than:
@@ -208,7 +209,7 @@ class AnonVmaChainScheme(RmapScheme):
 
     # -- VMA events ------------------------------------------------------------------
 
-    def anon_vma_prepare(self, vma: Any) -> None:
+    def anon_vma_prepare(self, vma: Vma) -> None:
         """``__anon_vma_prepare``: reuse a touching neighbour's anon_vma when
         ``find_mergeable_anon_vma`` finds one whose chain is singular (never
         forked), else a new root (``num_children`` 1 for its self-parent
@@ -228,14 +229,14 @@ class AnonVmaChainScheme(RmapScheme):
         self._set_active(vma, av)
         self._link(vma, av)
 
-    def vma_clone(self, new: Any, src: Any) -> None:
+    def vma_clone(self, new: Vma, src: Vma) -> None:
         """``anon_vma_clone(new, src)`` from split_vma and copy_vma: ``new``
         is a copy of ``src`` (same anon_vma) and gets the same chain."""
         new.rmap = []
         if new.anon_vma is not None:
             self._clone(new, src, fork=False)
 
-    def vma_link(self, vma: Any) -> None:
+    def vma_link(self, vma: Vma) -> None:
         """A new VMA. One that has an anon_vma but no chain yet (a copy the
         core made without ``vma_clone``) clones the chain of a live VMA with
         the same anon_vma (choice 2)."""
@@ -248,7 +249,7 @@ class AnonVmaChainScheme(RmapScheme):
             raise InvariantError(f"{vma!r} linked with freed {av!r}")
         self._clone(vma, self._source_of(av, vma), fork=False)
 
-    def vma_fork(self, child: Any, parent: Any) -> None:
+    def vma_fork(self, child: Vma, parent: Vma) -> None:
         """``anon_vma_fork``: nothing if the parent has no anon_vma; else
         clone its chain (perhaps reusing an ancestor), or add a new anon_vma
         (root = the parent's root, parent = the parent's anon_vma) and one
@@ -270,7 +271,7 @@ class AnonVmaChainScheme(RmapScheme):
         self._set_active(child, av)
         self._link(child, av)
 
-    def _unlink_anon_vmas(self, vma: Any) -> None:
+    def _unlink_anon_vmas(self, vma: Vma) -> None:
         """``unlink_anon_vmas``: each AVC leaves its tree, newest first; an
         anon_vma whose tree became empty drops its parent's child count and
         is freed afterwards (in the same order, so the root goes last)."""
@@ -297,10 +298,10 @@ class AnonVmaChainScheme(RmapScheme):
         vma.rmap = []
         self.chained.pop(vma, None)
 
-    def vma_unlink(self, vma: Any) -> None:
+    def vma_unlink(self, vma: Vma) -> None:
         self._unlink_anon_vmas(vma)
 
-    def vma_absorb(self, vma: Any, gone: Any) -> None:
+    def vma_absorb(self, vma: Vma, gone: Vma) -> None:
         """``anon_vma_merge``: ``gone`` was merged into ``vma``, which by the
         merge rules has the same anon_vma or got a clone of ``gone``'s chain
         from ``vma_import``; without that import (2.6.7 rmap 39 config) it
@@ -312,13 +313,13 @@ class AnonVmaChainScheme(RmapScheme):
                 raise InvariantError(f"merging {gone!r} into {vma!r}: different anon_vmas")
         self._unlink_anon_vmas(gone)
 
-    def _dup_anon_vma(self, dst: Any, src: Any) -> None:
+    def _dup_anon_vma(self, dst: Vma, src: Vma) -> None:
         """``dup_anon_vma``: ``dst`` takes ``src``'s anon_vma and a clone of
         its chain."""
         dst.anon_vma = src.anon_vma
         self._clone(dst, src, fork=False)
 
-    def vma_import(self, importer: Any, anon_vma: Any, exporter: Any = None) -> None:
+    def vma_import(self, importer: Vma, anon_vma: Any, exporter: Vma | None = None) -> None:
         """``dup_anon_vma(importer, exporter)`` in a merge: an importer
         without anon_vma takes the exporter's and a clone of its chain."""
         if anon_vma is None:
@@ -330,7 +331,7 @@ class AnonVmaChainScheme(RmapScheme):
         elif importer.anon_vma is not anon_vma:
             raise InvariantError(f"{importer!r} imports {anon_vma!r} over its own")
 
-    def vma_moved(self, new: Any, old: Any) -> None:
+    def vma_moved(self, new: Vma, old: Vma) -> None:
         """copy_vma merged the destination into a neighbour without anon_vma
         (the 2025 rule allows it when the source is no fork child): that
         neighbour must take the source's anon_vma and chain, as modern
@@ -346,8 +347,8 @@ class AnonVmaChainScheme(RmapScheme):
 
     # -- merge decisions -----------------------------------------------------------------
 
-    def is_mergeable_anon_vma(self, av_src: Any, av_dst: Any, dst: Any = None,
-                              src: Any = None) -> bool:
+    def is_mergeable_anon_vma(self, av_src: Any, av_dst: Any, dst: Vma | None = None,
+                              src: Vma | None = None) -> bool:
         """May a range whose pages belong to ``av_src`` join ``dst``?
 
         Mapping onto mm/vma.c: ``dst`` is the merge target (the kernel's
@@ -381,12 +382,12 @@ class AnonVmaChainScheme(RmapScheme):
             ok = av_src is av_dst
         return ok
 
-    def anon_vma_id(self, vma: Any) -> int | None:
+    def anon_vma_id(self, vma: Vma) -> int | None:
         return None if vma.anon_vma is None else vma.anon_vma.id
 
     # -- pages ---------------------------------------------------------------------------
 
-    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray, new: bool) -> None:
+    def _set_anon(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray, new: bool) -> None:
         """``__folio_set_anon``: an exclusive new page goes to the VMA's own
         anon_vma; a page that may be shared (swap-in) to the root, the
         oldest possible, from which every VMA that may map it is reachable.
@@ -409,7 +410,7 @@ class AnonVmaChainScheme(RmapScheme):
             mem.mapping[pfns] = target
         mem.index[pfns] = vma.vm_pgoff + (vpns - (vma.vm_start >> PAGE_SHIFT))
 
-    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray,
+    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray,
                            new: bool = True) -> None:
         super().page_add_anon_rmap(pfns, vma, vpns, new)
         if self.config.debug_rmap:
@@ -420,7 +421,7 @@ class AnonVmaChainScheme(RmapScheme):
                 raise InvariantError(f"page_add_anon_rmap: pfn {int(pfns[bad][0])} in {vma!r}"
                                      f" disagrees on index")
 
-    def page_reuse(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def page_reuse(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         """``page_move_anon_rmap`` / ``folio_move_anon_rmap``: a page the
         write fault reuses in place is exclusive to this VMA; point it at
         the VMA's own anon_vma so walks skip parents and siblings."""
@@ -436,7 +437,7 @@ class AnonVmaChainScheme(RmapScheme):
 
     # -- walks ---------------------------------------------------------------------------
 
-    def anon_candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+    def anon_candidates(self, pfn: int) -> Iterator[tuple[Vma, int]]:
         """``rmap_walk_anon``: lock the root, then the AVCs of the page's
         anon_vma whose VMA covers ``page->index``
         (``anon_vma_interval_tree_foreach``), or with ``avc_walk = "list"``
@@ -566,11 +567,11 @@ class AnonVmaChainScheme(RmapScheme):
         for vma in self.chained:
             self.check_vma(vma)
 
-    def check_vma(self, vma: Any) -> None:
+    def check_vma(self, vma: Vma) -> None:
         """One VMA's chain: non-empty exactly when it has an anon_vma, which
         is on it; AVCs live in their trees; one root; closed under parent."""
         chain = _chain(vma)
-        av = vma.anon_vma
+        av: AnonVma | None = vma.anon_vma
         if av is None:
             if chain:
                 raise InvariantError(f"{vma!r} has AVCs but no anon_vma")
@@ -593,7 +594,7 @@ class AnonVmaChainScheme(RmapScheme):
             if avc.anon_vma.parent.id not in ids:
                 raise InvariantError(f"{vma!r}: chain has {avc.anon_vma!r} but not its parent")
 
-    def check_mapped(self, vma: Any, pfns: np.ndarray, vpns: np.ndarray) -> None:
+    def check_mapped(self, vma: Vma, pfns: np.ndarray, vpns: np.ndarray) -> None:
         """Reachability: each page's anon_vma is on the VMA's chain, so the
         walk from the page searches a tree holding this VMA."""
         tags = np.array([(a.anon_vma.id << 1) | 1 for a in _chain(vma)], dtype=np.int64)
@@ -621,11 +622,11 @@ class AnonVmaChainScheme(RmapScheme):
         return {"i386": 24 * nc + 12 * na + 12 * nv, "x86_64": 64 * nc + 96 * na + 24 * nv}
 
 
-def _singular(near: Any) -> bool:
+def _singular(near: Vma) -> bool:
     """``reusable_anon_vma``'s extra condition: the neighbour's chain is
     singular (it was never forked)."""
     return len(_chain(near)) == 1
 
 
-def _pgoff(vma: Any) -> int:
+def _pgoff(vma: Vma) -> int:
     return vma.vm_pgoff

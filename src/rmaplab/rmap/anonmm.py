@@ -54,6 +54,7 @@ from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.asm.pgtable import _PAGE_PRESENT, PTE_PFN_SHIFT
 from rmaplab.errors import InvariantError
 from rmaplab.rmap.scheme import RmapScheme, vma_ref
+from rmaplab.rmap.protocols import Mm, RmapContext, Vma
 
 
 class Anonmm:
@@ -64,7 +65,7 @@ class Anonmm:
 
     __slots__ = ("id", "count", "mm", "head", "ring")
 
-    def __init__(self, am_id: int, mm: Any, head: Anonmm | None, count_: int) -> None:
+    def __init__(self, am_id: int, mm: Mm, head: Anonmm | None, count_: int) -> None:
         self.id = am_id
         self.count = count_
         self.mm = mm
@@ -104,7 +105,7 @@ class AnonmmScheme(RmapScheme):
     name = "anonmm"
     has_anon_vma = False
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: RmapContext) -> None:
         super().__init__(ctx)
         self.anonmms: dict[int, Anonmm] = {}
         self._ids = count(1)
@@ -115,7 +116,7 @@ class AnonmmScheme(RmapScheme):
 
     # -- struct anonmm: exec_rmap / dup_rmap / exit_rmap / free_anonmm -----------
 
-    def _alloc(self, mm: Any, head: Anonmm | None, count_: int) -> Anonmm:
+    def _alloc(self, mm: Mm, head: Anonmm | None, count_: int) -> Anonmm:
         am = Anonmm(next(self._ids), mm, head, count_)
         self.anonmms[am.id] = am
         self.st.anonmm_alloc += 1
@@ -125,12 +126,12 @@ class AnonmmScheme(RmapScheme):
         del self.anonmms[am.id]
         self.st.anonmm_free += 1
 
-    def mm_exec(self, mm: Any) -> None:
+    def mm_exec(self, mm: Mm) -> None:
         """``exec_rmap``: a new bundle whose head is this mm's anonmm; count
         2, one for the mm and one for being the head."""
         mm.rmap = self._alloc(mm, None, 2)
 
-    def mm_fork(self, child_mm: Any, parent_mm: Any) -> None:
+    def mm_fork(self, child_mm: Mm, parent_mm: Mm) -> None:
         """``dup_rmap``: the child's anonmm (count 1, for the mm) joins the
         tail of the parent's bundle and holds a reference on the head."""
         parent = parent_mm.rmap
@@ -143,7 +144,7 @@ class AnonmmScheme(RmapScheme):
         head.ring.append(am)
         child_mm.rmap = am
 
-    def mm_exit(self, mm: Any) -> None:
+    def mm_exit(self, mm: Mm) -> None:
         """``exit_rmap``: the anonmm forgets its mm and drops the mm's
         reference; it lingers while pages point to it. The head goes when
         only its own reference is left."""
@@ -195,8 +196,8 @@ class AnonmmScheme(RmapScheme):
 
     # -- merging and the other VMA decisions ------------------------------------------
 
-    def is_mergeable_anon_vma(self, av_src: Any, av_dst: Any, dst: Any = None,
-                              src: Any = None) -> bool:
+    def is_mergeable_anon_vma(self, av_src: Any, av_dst: Any, dst: Vma | None = None,
+                              src: Vma | None = None) -> bool:
         """Nothing per VMA restricts merging."""
         return True
 
@@ -205,16 +206,16 @@ class AnonmmScheme(RmapScheme):
         alone (the pre-rmap 39 rule)."""
         return False
 
-    def anon_vma_id(self, vma: Any) -> int | None:
+    def anon_vma_id(self, vma: Vma) -> int | None:
         return None
 
-    def expected_index(self, vma: Any, vpns: np.ndarray) -> np.ndarray:
+    def expected_index(self, vma: Vma, vpns: np.ndarray) -> np.ndarray:
         """``page->index`` is the virtual page number itself."""
         return vpns
 
     # -- pages -----------------------------------------------------------------------------
 
-    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray, new: bool) -> None:
+    def _set_anon(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray, new: bool) -> None:
         """``page_add_anon_rmap`` for a page's first pte: point it at this
         mm's anonmm (a reference per page) at its virtual address."""
         am = vma.vm_mm.rmap
@@ -230,13 +231,13 @@ class AnonmmScheme(RmapScheme):
         mem.index[pfns] = vpns
         am.count += len(pfns)
 
-    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray,
+    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray,
                            new: bool = True) -> None:
         super().page_add_anon_rmap(pfns, vma, vpns, new)
         if self.config.debug_rmap:
             self._check_same(pfns, vma, vpns)
 
-    def _check_same(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def _check_same(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         """A page mapped again (swap-in) must sit at its noted address, in
         the same bundle, or no walk could find this pte."""
         mem = self.mem
@@ -253,7 +254,7 @@ class AnonmmScheme(RmapScheme):
                 raise InvariantError(f"page_add_anon_rmap into {vma!r}: a page belongs to"
                                      f" {am!r}, outside this mm's bundle")
 
-    def page_remove_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def page_remove_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         """``page_remove_rmap``; the last pte of an anonymous page clears its
         mapping and drops its anonmm reference (``clear_page_anon``)."""
         mem = self.mem
@@ -267,7 +268,7 @@ class AnonmmScheme(RmapScheme):
         for tag, k in zip(tags.tolist(), n.tolist()):
             self._put(self.anonmms[tag >> 1], k)
 
-    def page_remove_rmap_one(self, pfn: int, vma: Any, vpn: int) -> None:
+    def page_remove_rmap_one(self, pfn: int, vma: Vma, vpn: int) -> None:
         mem = self.mem
         mem.mapcount[pfn] -= 1
         m = int(mem.mapping[pfn])
@@ -277,13 +278,13 @@ class AnonmmScheme(RmapScheme):
 
     # -- mremap (rmap 11) -------------------------------------------------------------------
 
-    def mremap_check(self, vma: Any, pfns: np.ndarray, vpns: np.ndarray) -> np.ndarray:
+    def mremap_check(self, vma: Vma, pfns: np.ndarray, vpns: np.ndarray) -> np.ndarray:
         """``can_move_one_pte``: an anonymous page mapped more than once
         cannot take a new address; mremap must copy it first."""
         mem = self.mem
         return ((mem.mapping[pfns] & 1) == 1) & (mem.mapcount[pfns] > 1)
 
-    def mremap_moved(self, old: Any, new: Any, pfns: np.ndarray, old_vpns: np.ndarray,
+    def mremap_moved(self, old: Vma, new: Vma, pfns: np.ndarray, old_vpns: np.ndarray,
                      new_vpns: np.ndarray) -> None:
         """``mremap_move_anon_rmap``: each moved (exclusive) anonymous page
         notes its new address."""
@@ -298,7 +299,7 @@ class AnonmmScheme(RmapScheme):
                                  f" {int(mem.mapcount[ap[shared][0]])} times, without a copy")
         mem.index[ap] = new_vpns[anon]
 
-    def swapin_must_copy(self, pfn: int, vma: Any, vpn: int) -> bool:
+    def swapin_must_copy(self, pfn: int, vma: Vma, vpn: int) -> bool:
         """``mremap_moved_anon_rmap`` in ``do_swap_page``: the swap-cache page
         is mapped elsewhere at another address (mremap moved one of its
         ptes while on swap), so this pte gets a private copy. A page nobody
@@ -308,14 +309,14 @@ class AnonmmScheme(RmapScheme):
 
     # -- walks -------------------------------------------------------------------------------
 
-    def candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+    def candidates(self, pfn: int) -> Iterator[tuple[Vma, int]]:
         # The anon walk compares ptes itself (and yields only hits); the file
         # walk leaves the comparison to the per-candidate step.
         m = int(self.mem.mapping[pfn])
         self.candidates_checked = bool(m & 1)
         return super().candidates(pfn)
 
-    def anon_candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+    def anon_candidates(self, pfn: int) -> Iterator[tuple[Vma, int]]:
         """``page_referenced_anon`` / ``try_to_unmap_anon``: under the head's
         lock, the indicated mm, then round the bundle; a page-table lookup
         at ``page->index`` in each live mm with rss; on a hit the VMA
@@ -437,8 +438,8 @@ class AnonmmScheme(RmapScheme):
             vma = mm.find_vma(addr)
             pte = int(mm.pgd.get(vpn))
             hit = bool(pte & _PAGE_PRESENT and pte >> PTE_PFN_SHIFT == pfn)
-            inside = vma is not None and vma.vm_start <= addr
-            out.append({"vma": vma_ref(vma) if inside else None, "pid": int(mm.owner),
+            ref = vma_ref(vma) if vma is not None and vma.vm_start <= addr else None
+            out.append({"vma": ref, "pid": int(mm.owner),
                         "addr": addr, "found": hit, "anonmm": a.id})
             found += hit
             if found >= want or len(out) >= limit:
@@ -486,7 +487,7 @@ class AnonmmScheme(RmapScheme):
             if am is head and am.mm is None and am.count == 1:
                 raise InvariantError(f"{am!r}: dead head with nothing left but not freed")
 
-    def check_mapped(self, vma: Any, pfns: np.ndarray, vpns: np.ndarray) -> None:
+    def check_mapped(self, vma: Vma, pfns: np.ndarray, vpns: np.ndarray) -> None:
         """Each page's anonmm is in the bundle of the mm mapping it (its
         address is the index, which ``validate`` checks)."""
         mine = vma.vm_mm.rmap

@@ -38,6 +38,7 @@ from rmaplab.asm.page import PAGE_SHIFT
 from rmaplab.asm.pgtable import _PAGE_PRESENT, PTE_PFN_SHIFT
 from rmaplab.errors import InvariantError
 from rmaplab.rmap.scheme import PteLevelScheme, vma_ref
+from rmaplab.rmap.protocols import Mm, RmapContext, Vma
 
 ANON_MAPPING = PteLevelScheme.ANON_MAPPING
 
@@ -49,45 +50,45 @@ class NoRmapScheme(PteLevelScheme):
     has_anon_vma = False
     candidates_checked = True
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: RmapContext) -> None:
         super().__init__(ctx)
         #: live mms, oldest first (mm.serial -> mm)
-        self.mms: dict[int, Any] = {}
+        self.mms: dict[int, Mm] = {}
 
     # -- the mm list -----------------------------------------------------------------
 
-    def mm_exec(self, mm: Any) -> None:
+    def mm_exec(self, mm: Mm) -> None:
         self.mms[mm.serial] = mm
 
-    def mm_fork(self, child_mm: Any, parent_mm: Any) -> None:
+    def mm_fork(self, child_mm: Mm, parent_mm: Mm) -> None:
         self.mms[child_mm.serial] = child_mm
 
-    def mm_exit(self, mm: Any) -> None:
+    def mm_exit(self, mm: Mm) -> None:
         self.mms.pop(mm.serial, None)
 
-    def _see(self, mm: Any) -> None:
+    def _see(self, mm: Mm) -> None:
         # an mm made without the exec/fork hooks still gets scanned
         if mm.serial not in self.mms:
             self.mms[mm.serial] = mm
 
     # -- pages --------------------------------------------------------------------------
 
-    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray,
+    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray,
                            new: bool = True) -> None:
         self._see(vma.vm_mm)
         super().page_add_anon_rmap(pfns, vma, vpns, new)
 
-    def page_add_file_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def page_add_file_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         self._see(vma.vm_mm)
         super().page_add_file_rmap(pfns, vma, vpns)
 
-    def page_dup_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def page_dup_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         self._see(vma.vm_mm)
         super().page_dup_rmap(pfns, vma, vpns)
 
     # -- walks ----------------------------------------------------------------------------
 
-    def candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+    def candidates(self, pfn: int) -> Iterator[tuple[Vma, int]]:
         """Every (vma, address) whose pte maps ``pfn``, anonymous or file,
         found by scanning all page tables of all live mms."""
         if not self.mem.mapcount[pfn]:
@@ -112,7 +113,7 @@ class NoRmapScheme(PteLevelScheme):
                         yield vma, (vpn + h) << PAGE_SHIFT
                     st.rmap_ptes_compared += hi - lo - done
 
-    def anon_candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+    def anon_candidates(self, pfn: int) -> Iterator[tuple[Vma, int]]:
         return self.candidates(pfn)
 
     # -- description (read-only, for drawings) ----------------------------------------------
@@ -152,7 +153,7 @@ class NoRmapScheme(PteLevelScheme):
             if mm.serial != serial:
                 raise InvariantError(f"{mm!r} is listed under serial {serial}")
 
-    def check_mapped(self, vma: Any, pfns: np.ndarray, vpns: np.ndarray) -> None:
+    def check_mapped(self, vma: Vma, pfns: np.ndarray, vpns: np.ndarray) -> None:
         """A scan reaches every pte of a listed mm: the VMA's mm must be on
         the list."""
         if len(pfns) and self.mms.get(vma.vm_mm.serial) is not vma.vm_mm:

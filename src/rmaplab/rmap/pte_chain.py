@@ -60,6 +60,7 @@ from rmaplab.asm.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, PTE
 from rmaplab.errors import InvariantError
 from rmaplab.include.mm import PG_dirty, PG_referenced, PG_swapcache, VM_LOCKED
 from rmaplab.rmap.scheme import SWAP_AGAIN, SWAP_FAIL, SWAP_SUCCESS, PteLevelScheme
+from rmaplab.rmap.protocols import Mm, RmapContext, Vma
 
 #: blocks a page description lists at most
 _DESCRIBE_BLOCKS = 16
@@ -88,7 +89,7 @@ class PteChainScheme(PteLevelScheme):
     has_anon_vma = False
     candidates_checked = True
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: RmapContext) -> None:
         super().__init__(ctx)
         self.nrpte = int(self.config.extra.get("nrpte", 7))
         if self.nrpte < 2:
@@ -101,28 +102,28 @@ class PteChainScheme(PteLevelScheme):
         #: blocks now in chains
         self.nr_blocks = 0
         #: mm.serial -> mm, to turn a pte address back into (mm, address)
-        self._mms: dict[int, Any] = {}
+        self._mms: dict[int, Mm] = {}
 
     # -- pte addresses -----------------------------------------------------------
 
-    def _base(self, mm: Any) -> int:
+    def _base(self, mm: Mm) -> int:
         self._mms[mm.serial] = mm
         return mm.serial << _VPN_BITS
 
-    def _decode(self, key: int) -> tuple[Any, int]:
+    def _decode(self, key: int) -> tuple[Mm, int]:
         """``ptep_to_mm`` and ``ptep_to_address``: (mm, vpn)."""
         mm = self._mms.get(key >> _VPN_BITS)
         if mm is None:
             raise InvariantError(f"pte address {key:#x} names an mm that has gone")
         return mm, key & _VPN_MASK
 
-    def mm_exec(self, mm: Any) -> None:
+    def mm_exec(self, mm: Mm) -> None:
         self._mms[mm.serial] = mm
 
-    def mm_fork(self, child_mm: Any, parent_mm: Any) -> None:
+    def mm_fork(self, child_mm: Mm, parent_mm: Mm) -> None:
         self._mms[child_mm.serial] = child_mm
 
-    def mm_exit(self, mm: Any) -> None:
+    def mm_exit(self, mm: Mm) -> None:
         self._mms.pop(mm.serial, None)
 
     # -- the chain ---------------------------------------------------------------
@@ -229,13 +230,13 @@ class PteChainScheme(PteLevelScheme):
     def is_direct(self, pfn: int) -> bool:
         return pfn in self.direct
 
-    def chain_blocks(self, pfn: int) -> list[list[tuple[Any, int] | None]]:
+    def chain_blocks(self, pfn: int) -> list[list[tuple[Mm, int] | None]]:
         """The page's chain, block by block from the head: each slot is
         (mm, address) or None when free. [] for a direct or unmapped page."""
         out = []
         pc = self.chain.get(pfn)
         while pc is not None:
-            row: list[tuple[Any, int] | None] = []
+            row: list[tuple[Mm, int] | None] = []
             for key in pc.ptes:
                 if key:
                     mm, vpn = self._decode(key)
@@ -271,13 +272,13 @@ class PteChainScheme(PteLevelScheme):
                 blocks += 1
                 ptes += self.nrpte - pc.idx
                 pc = pc.next
-            g = groups.get(("chain", ptes, blocks))
-            if g is None:
+            gc = groups.get(("chain", ptes, blocks))
+            if gc is None:
                 first = [int(self._decode(k)[0].owner) for k in islice(self._keys(pfn), 4)]
-                g = groups[("chain", ptes, blocks)] = {"form": "chain", "ptes": ptes,
-                                                       "blocks": blocks, "pids": first,
-                                                       "frames": 0, "pfn": pfn}
-            g["frames"] += 1
+                gc = groups[("chain", ptes, blocks)] = {"form": "chain", "ptes": ptes,
+                                                        "blocks": blocks, "pids": first,
+                                                        "frames": 0, "pfn": pfn}
+            gc["frames"] += 1
             if longest is None or ptes > longest["ptes"]:
                 longest = {"pfn": pfn, "ptes": ptes, "blocks": blocks}
         ordered = sorted(groups.values(), key=lambda g: (-g["frames"], -g["ptes"], g["pfn"]))
@@ -303,38 +304,38 @@ class PteChainScheme(PteLevelScheme):
 
     # -- page events ----------------------------------------------------------------
 
-    def _add_many(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def _add_many(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         base = self._base(vma.vm_mm)
         add = self._add
         for pfn, vpn in zip(pfns.tolist(), vpns.tolist()):
             add(pfn, base | vpn)
 
-    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray,
+    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray,
                            new: bool = True) -> None:
         super().page_add_anon_rmap(pfns, vma, vpns, new)
         self._add_many(pfns, vma, vpns)
 
-    def page_add_file_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def page_add_file_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         super().page_add_file_rmap(pfns, vma, vpns)
         self._add_many(pfns, vma, vpns)
 
-    def page_dup_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def page_dup_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         """fork: ``page_add_rmap`` of every copied pte in the child."""
         super().page_dup_rmap(pfns, vma, vpns)
         self._add_many(pfns, vma, vpns)
 
-    def page_remove_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def page_remove_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         base = self._base(vma.vm_mm)
         remove = self._remove
         for pfn, vpn in zip(pfns.tolist(), vpns.tolist()):
             remove(pfn, base | vpn)
         super().page_remove_rmap(pfns, vma, vpns)
 
-    def page_remove_rmap_one(self, pfn: int, vma: Any, vpn: int) -> None:
+    def page_remove_rmap_one(self, pfn: int, vma: Vma, vpn: int) -> None:
         self._remove(int(pfn), self._base(vma.vm_mm) | int(vpn))
         super().page_remove_rmap_one(pfn, vma, vpn)
 
-    def mremap_moved(self, old: Any, new: Any, pfns: np.ndarray, old_vpns: np.ndarray,
+    def mremap_moved(self, old: Vma, new: Vma, pfns: np.ndarray, old_vpns: np.ndarray,
                      new_vpns: np.ndarray) -> None:
         """``move_one_page`` of 2.6.0: ``page_remove_rmap`` of the old pte
         (a chain search) and ``page_add_rmap`` of the new one, per page."""
@@ -346,7 +347,7 @@ class PteChainScheme(PteLevelScheme):
 
     # -- walks -------------------------------------------------------------------------
 
-    def _read_pte(self, pfn: int, mm: Any, vpn: int) -> int:
+    def _read_pte(self, pfn: int, mm: Mm, vpn: int) -> int:
         """Read the pte through its address; it must map ``pfn``."""
         st = self.st
         st.rmap_ptes_compared += 1
@@ -357,7 +358,7 @@ class PteChainScheme(PteLevelScheme):
         st.rmap_ptes_found += 1
         return pte
 
-    def candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+    def candidates(self, pfn: int) -> Iterator[tuple[Vma, int]]:
         """Each pte address of the page, with try_to_unmap_one's steps to
         get at its VMA: trylock the mm's page_table_lock, ``find_vma``."""
         st = self.st
@@ -372,7 +373,7 @@ class PteChainScheme(PteLevelScheme):
             self._read_pte(pfn, mm, vpn)
             yield vma, addr
 
-    def anon_candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+    def anon_candidates(self, pfn: int) -> Iterator[tuple[Vma, int]]:
         return self.candidates(pfn)
 
     def page_referenced(self, pfn: int) -> int:
@@ -536,7 +537,7 @@ class PteChainScheme(PteLevelScheme):
         if not pte & _PAGE_PRESENT or pte >> PTE_PFN_SHIFT != pfn:
             raise InvariantError(f"pfn {pfn}: chain entry {addr:#x} of {mm!r} does not map it")
 
-    def check_mapped(self, vma: Any, pfns: np.ndarray, vpns: np.ndarray) -> None:
+    def check_mapped(self, vma: Vma, pfns: np.ndarray, vpns: np.ndarray) -> None:
         """Each (mm, address) mapping one of these pages is in its chain."""
         base = self._base(vma.vm_mm)
         for pfn, vpn in zip(pfns.tolist(), vpns.tolist()):

@@ -13,12 +13,13 @@ file walks through ``i_mmap`` and the per-candidate steps
 
 The scheme receives a context ``ctx`` with ``mem`` (the frame table),
 ``stat`` (counters), ``config`` and ``swap`` (swap_duplicate); it never
-imports the mm layer.
+imports the mm layer. ``rmaplab.rmap.protocols`` types what it receives
+(``RmapContext``, ``Vma``, ``Mm``, ``FrameTable``) as structural protocols.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,17 +31,18 @@ from rmaplab.asm.pgtable import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT,
 from rmaplab.errors import InvariantError
 from rmaplab.include.mm import (PG_dirty, PG_referenced, PG_swapcache, VM_LOCKED, VM_MAYSHARE,
                                 VM_RESERVED)
+from rmaplab.rmap.protocols import Mm, RmapContext, Vma
 
 SWAP_SUCCESS, SWAP_AGAIN, SWAP_FAIL = 0, 1, 2
 
 
-def vma_ref(vma: Any) -> dict[str, int]:
+def vma_ref(vma: Vma) -> dict[str, int]:
     """A VMA named as plain data, for drawings: its process, serial and range."""
     return {"pid": int(vma.vm_mm.owner), "vma": int(vma.serial), "start": int(vma.vm_start),
             "end": int(vma.vm_end)}
 
 
-def vma_address(index: int, vma: Any) -> int | None:
+def vma_address(index: int, vma: Vma) -> int | None:
     """``vma_address``: where page ``index`` would sit in ``vma``, or None
     (-EFAULT) when that falls outside it."""
     addr = vma.vm_start + ((index - vma.vm_pgoff) << PAGE_SHIFT)
@@ -124,7 +126,7 @@ class RmapScheme:
     #: the per-candidate check does not count it a second time
     candidates_checked = False
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: RmapContext) -> None:
         self._scatter_add = ctx.scatter_add
         self.ctx = ctx
         self.mem = ctx.mem
@@ -133,57 +135,57 @@ class RmapScheme:
 
     # -- VMA events ----------------------------------------------------------
 
-    def anon_vma_prepare(self, vma: Any) -> None:
+    def anon_vma_prepare(self, vma: Vma) -> None:
         """Before the first anonymous page goes into ``vma``."""
 
-    def vma_link(self, vma: Any) -> None:
+    def vma_link(self, vma: Vma) -> None:
         """A VMA was inserted (new mapping, split piece, mremap copy)."""
 
-    def vma_unlink(self, vma: Any) -> None:
+    def vma_unlink(self, vma: Vma) -> None:
         """A VMA is going away (``remove_vm_struct``)."""
 
-    def vma_absorb(self, vma: Any, gone: Any) -> None:
+    def vma_absorb(self, vma: Vma, gone: Vma) -> None:
         """``gone`` was merged into ``vma`` (``__anon_vma_merge``)."""
 
-    def vma_clone(self, new: Any, src: Any) -> None:
+    def vma_clone(self, new: Vma, src: Vma) -> None:
         """``new`` was just made as a copy of ``src`` (split_vma, copy_vma
         for mremap), before it is linked (anon_vma_clone's moment)."""
 
-    def vma_import(self, importer: Any, anon_vma: Any, exporter: Any = None) -> None:
+    def vma_import(self, importer: Vma, anon_vma: Any, exporter: Vma | None = None) -> None:
         """``vma_adjust`` hands pages of ``exporter`` to ``importer``, which
         must be able to find them: give it ``anon_vma`` if it has none
         (dup_anon_vma)."""
 
-    def vma_unlink_anon(self, vma: Any) -> None:
+    def vma_unlink_anon(self, vma: Vma) -> None:
         """``vma`` stays mapped but every anonymous page left it
         (MREMAP_DONTUNMAP moved them all): ``unlink_anon_vmas``, and the VMA
         has no anon_vma until its next fault."""
         self.vma_unlink(vma)
         vma.anon_vma = None
 
-    def vma_fork(self, child: Any, parent: Any) -> None:
+    def vma_fork(self, child: Vma, parent: Vma) -> None:
         """``child`` is the fork copy of ``parent`` (dup_mmap)."""
 
-    def vma_moved(self, new: Any, old: Any) -> None:
+    def vma_moved(self, new: Vma, old: Vma) -> None:
         """mremap made ``new`` the copy of (part of) ``old`` (copy_vma)."""
 
-    def mm_fork(self, child_mm: Any, parent_mm: Any) -> None:
+    def mm_fork(self, child_mm: Mm, parent_mm: Mm) -> None:
         """A new mm was forked from ``parent_mm``."""
 
-    def mm_exec(self, mm: Any) -> None:
+    def mm_exec(self, mm: Mm) -> None:
         """A new mm was created by exec or spawn."""
 
-    def mm_exit(self, mm: Any) -> None:
+    def mm_exit(self, mm: Mm) -> None:
         """``mm`` is going away (after its VMAs were unlinked)."""
 
-    def is_mergeable_anon_vma(self, av_src: Any, av_dst: Any, dst: Any = None,
-                              src: Any = None) -> bool:
+    def is_mergeable_anon_vma(self, av_src: Any, av_dst: Any, dst: Vma | None = None,
+                              src: Vma | None = None) -> bool:
         """May a range whose pages belong to ``av_src`` (from VMA ``src``, or
         None for a new mapping) join VMA ``dst`` whose anon_vma is
         ``av_dst``?"""
         return True
 
-    def anon_vmas_compatible(self, prev: Any, nxt: Any) -> bool:
+    def anon_vmas_compatible(self, prev: Vma, nxt: Vma) -> bool:
         """The three-way test of ``vma_merge`` (case 1): may ``prev`` and
         ``nxt``, which the range between them joins, become one VMA? The
         kernel asks ``is_mergeable_anon_vma(prev->anon_vma, next->anon_vma,
@@ -195,38 +197,38 @@ class RmapScheme:
         """Must anonymous VMAs have contiguous pgoff to merge (rmap 39)?"""
         return True
 
-    def mremap_check(self, vma: Any, pfns: np.ndarray, vpns: np.ndarray) -> np.ndarray:
+    def mremap_check(self, vma: Vma, pfns: np.ndarray, vpns: np.ndarray) -> np.ndarray:
         """Before mremap moves these present pages (anonymous and file) of
         ``vma``: a mask of those that must be copied first (anonmm's
         forced COW). Default: none."""
         return np.zeros(len(pfns), dtype=bool)
 
-    def mremap_moved(self, old: Any, new: Any, pfns: np.ndarray, old_vpns: np.ndarray,
+    def mremap_moved(self, old: Vma, new: Vma, pfns: np.ndarray, old_vpns: np.ndarray,
                      new_vpns: np.ndarray) -> None:
         """After ``move_page_tables`` moved these present pages from ``old``
         to ``new`` (pte_chain rewrites each chain entry; anonmm rewrites
         ``index``). Default: nothing, the "Magic"."""
 
-    def expected_index(self, vma: Any, vpns: np.ndarray) -> np.ndarray:
+    def expected_index(self, vma: Vma, vpns: np.ndarray) -> np.ndarray:
         """``page->index`` an anonymous page mapped at ``vpns`` of ``vma``
         must have: the linear index (anonmm: the virtual page number)."""
         return vma.vm_pgoff + (vpns - (vma.vm_start >> PAGE_SHIFT))
 
-    def page_reuse(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def page_reuse(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         """do_wp_page reused these exclusive pages in place (anon_vma_chain:
         ``page_move_anon_rmap``)."""
 
-    def swapin_must_copy(self, pfn: int, vma: Any, vpn: int) -> bool:
+    def swapin_must_copy(self, pfn: int, vma: Vma, vpn: int) -> bool:
         """do_swap_page found ``pfn`` in the swap cache: must this mm get a
         private copy instead (anonmm after an mremap of shared pages)?"""
         return False
 
-    def anon_vma_id(self, vma: Any) -> int | None:
+    def anon_vma_id(self, vma: Vma) -> int | None:
         return None
 
     # -- page events (vectorised) --------------------------------------------
 
-    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray,
+    def page_add_anon_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray,
                            new: bool = True) -> None:
         """``page_add_anon_rmap``: map anonymous pages at ``vpns`` of ``vma``.
         A page mapped for the first time gets its mapping and index.
@@ -240,18 +242,18 @@ class RmapScheme:
         elif first.any():
             self._set_anon(pfns[first], vma, vpns[first], new)
 
-    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray, new: bool) -> None:
+    def _set_anon(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray, new: bool) -> None:
         raise NotImplementedError
 
-    def page_add_file_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def page_add_file_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         """``page_add_file_rmap``: only the mapcount; i_mmap finds the rest."""
         self._scatter_add(self.mem.mapcount, pfns, 1)
 
-    def page_dup_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def page_dup_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         """``page_dup_rmap`` (fork): the child maps the same pages."""
         self._scatter_add(self.mem.mapcount, pfns, 1)
 
-    def page_remove_rmap(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray) -> None:
+    def page_remove_rmap(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray) -> None:
         """``page_remove_rmap``. On the last unmap of an anonymous page 2.6.7
         clears ``page->mapping`` (2.6.9+ keeps it: ``keep_anon_mapping``)."""
         mem = self.mem
@@ -261,7 +263,7 @@ class RmapScheme:
             if len(gone):
                 mem.mapping[gone] = 0
 
-    def page_remove_rmap_one(self, pfn: int, vma: Any, vpn: int) -> None:
+    def page_remove_rmap_one(self, pfn: int, vma: Vma, vpn: int) -> None:
         """``page_remove_rmap`` of one page (the reclaim path)."""
         mem = self.mem
         mem.mapcount[pfn] -= 1
@@ -270,12 +272,12 @@ class RmapScheme:
 
     # -- walks -----------------------------------------------------------------
 
-    def anon_candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+    def anon_candidates(self, pfn: int) -> Iterator[tuple[Vma, int]]:
         """(vma, address) pairs where an anonymous page may be mapped; the
         scheme counts its own visiting cost."""
         raise NotImplementedError
 
-    def walk_vmas(self, vmas: Any, index: int) -> Iterator[tuple[Any, int]]:
+    def walk_vmas(self, vmas: Iterable[Vma], index: int) -> Iterator[tuple[Vma, int]]:
         """Visit ``vmas`` in order; yield (vma, address) where ``vma_address``
         puts page ``index`` inside the VMA, counting visited and skipped."""
         st = self.st
@@ -287,7 +289,7 @@ class RmapScheme:
                 continue
             yield vma, addr
 
-    def file_candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+    def file_candidates(self, pfn: int) -> Iterator[tuple[Vma, int]]:
         """Every VMA of the file covering the page (``page_referenced_file``)."""
         mem, st = self.mem, self.st
         f = self.ctx.file_of(int(mem.mapping[pfn]))
@@ -297,7 +299,7 @@ class RmapScheme:
             st.rmap_vmas_visited += 1
             yield vma, vma.vm_start + ((index - vma.vm_pgoff) << PAGE_SHIFT)
 
-    def candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
+    def candidates(self, pfn: int) -> Iterator[tuple[Vma, int]]:
         m = int(self.mem.mapping[pfn])
         if not m:
             return iter(())
@@ -305,7 +307,7 @@ class RmapScheme:
             return self.anon_candidates(pfn)
         return self.file_candidates(pfn)
 
-    def _pte(self, vma: Any, addr: int, pfn: int) -> int:
+    def _pte(self, vma: Vma, addr: int, pfn: int) -> int:
         """Walk ``vma``'s page tables to ``addr``; the pte if it maps ``pfn``."""
         pte = vma.vm_mm.pgd.get(addr >> PAGE_SHIFT)
         hit = pte & _PAGE_PRESENT and pte >> PTE_PFN_SHIFT == pfn
@@ -317,7 +319,7 @@ class RmapScheme:
                 st.rmap_ptes_found += 1
         return pte if hit else 0
 
-    def rmap_walk(self, pfn: int) -> list[tuple[Any, int]]:
+    def rmap_walk(self, pfn: int) -> list[tuple[Mm, int]]:
         """Every (mm, address) whose pte maps ``pfn``, found through the
         scheme (used by the completeness check; counted like any walk)."""
         self.st.rmap_walks += 1
@@ -385,7 +387,7 @@ class RmapScheme:
             st.try_to_unmap_again += 1
         return ret
 
-    def try_to_unmap_one(self, pfn: int, vma: Any, addr: int) -> int:
+    def try_to_unmap_one(self, pfn: int, vma: Vma, addr: int) -> int:
         mem = self.mem
         mm = vma.vm_mm
         if not mm.rss:
@@ -462,7 +464,7 @@ class RmapScheme:
                     break
         return out
 
-    def _visit(self, vma: Any, addr: int | None, pfn: int, note: str = "") -> dict[str, Any]:
+    def _visit(self, vma: Vma, addr: int | None, pfn: int, note: str = "") -> dict[str, Any]:
         found = False
         if addr is not None:
             pte = vma.vm_mm.pgd.get(addr >> PAGE_SHIFT)
@@ -497,7 +499,7 @@ class RmapScheme:
     def check(self) -> None:
         """Raise InvariantError if the scheme's own structures are broken."""
 
-    def check_mapped(self, vma: Any, pfns: np.ndarray, vpns: np.ndarray) -> None:
+    def check_mapped(self, vma: Vma, pfns: np.ndarray, vpns: np.ndarray) -> None:
         """List closure for anonymous ``pfns`` mapped at ``vpns`` in ``vma``:
         a walk from each page can reach ``vma``."""
         for pfn in pfns.tolist():
@@ -524,11 +526,11 @@ class PteLevelScheme(RmapScheme):
     #: ``page->mapping`` of an anonymous page: the PAGE_MAPPING_ANON bit alone
     ANON_MAPPING = 1
 
-    def _set_anon(self, pfns: np.ndarray, vma: Any, vpns: np.ndarray, new: bool) -> None:
+    def _set_anon(self, pfns: np.ndarray, vma: Vma, vpns: np.ndarray, new: bool) -> None:
         self.mem.mapping[pfns] = self.ANON_MAPPING
         self.mem.index[pfns] = 0
 
-    def expected_index(self, vma: Any, vpns: np.ndarray) -> np.ndarray:
+    def expected_index(self, vma: Vma, vpns: np.ndarray) -> np.ndarray:
         """``page->index`` of an anonymous page is unused: always 0."""
         return np.zeros(len(vpns), dtype=np.int64)
 
