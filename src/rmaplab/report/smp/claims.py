@@ -166,6 +166,6 @@ def lock_claims() -> tuple[dict[str, Any], ...]:
                    + ", ".join(f"{e} {thr[e]:,.0f} ({speed[e]:.1f}x)" for e in thr)
                    + f"; rwsem vs mutex {100 * (thr['rwsem'] / thr['mutex'] - 1):+.0f}%",
         "supported": thr["rwsem"] < thr["mutex"] and thr["rwsem-steal"] > thr["rwsem"],
-        "values": {f"avc@{e}": round(v, 1) for e, v in thr.items()},
-        "measure": f"events per ms on {top} simulated CPUs"})
+        "values": {e: round(v, 1) for e, v in thr.items()},
+        "measure": f"anon_vma_chain fork storm, events per ms on {top} simulated CPUs, by lock era"})
     return tuple(out)
