@@ -16,6 +16,7 @@ import numpy as np
 
 from rmaplab.asm.page import PAGE_MASK, PAGE_SHIFT
 from rmaplab.errors import InvariantError
+from rmaplab.mm.mm_types import MmStruct, VmAreaStruct
 from rmaplab.mm.mmap import check_mm_ptes
 from rmaplab.mm.page import PG_reserved, PG_swapcache, ZERO_PFN
 
@@ -27,12 +28,16 @@ class PteScan:
     pfn: np.ndarray        # -1 for swap ptes
     swap: np.ndarray       # swap entry, -1 for present ptes
     vpn: np.ndarray
-    owner: list            # (mm, vma) per run
+    owner: list[tuple[MmStruct, VmAreaStruct]]   # (mm, vma) per run
     run: np.ndarray        # index into owner per pte
 
 
 def scan_ptes(kernel: Any) -> PteScan:
-    pfns, swaps, vpns, runs, owner = [], [], [], [], []
+    pfns: list[np.ndarray] = []
+    swaps: list[np.ndarray] = []
+    vpns: list[np.ndarray] = []
+    runs: list[np.ndarray] = []
+    owner: list[tuple[MmStruct, VmAreaStruct]] = []
     for pid in kernel.pids():
         mm = kernel.mm(pid)
         for vma in mm.mmap:

@@ -32,16 +32,18 @@ def register(sub: Any) -> None:
 
 class Story:
     def __init__(self, k: Any, base: int) -> None:
-        self.k, self.base, self.steps = k, base, []
+        self.k, self.base = k, base
+        self.steps: list[dict[str, Any]] = []
 
     def show(self, title: str, note: str = "") -> None:
         from rmaplab.check import check_rmap_complete, validate
         from rmaplab.show.layout import draw
         k, b = self.k, self.base
-        step = {"title": title, "note": note, "pids": {}}
+        pids: dict[int, dict[str, Any]] = {}
+        step: dict[str, Any] = {"title": title, "note": note, "pids": pids}
         for pid in k.pids():
             mm = k.mm(pid)
-            step["pids"][pid] = {w: draw(mm, b, N, w, k.mem) for w in ("vma", "av", "pte")}
+            pids[pid] = {w: draw(mm, b, N, w, k.mem) for w in ("vma", "av", "pte")}
         validate(k)
         check_rmap_complete(k)
         self.steps.append(step)

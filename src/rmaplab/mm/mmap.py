@@ -140,10 +140,10 @@ def vma_merge(ctx: Any, mm: MmStruct, prev: VmAreaStruct | None, addr: int, end:
         return prev
     if (nxt is not None and end == nxt.vm_start
             and can_vma_merge_before(ctx, nxt, vm_flags, anon_vma, file, pgoff + pglen, src)):
+        assert area is not None                 # nxt is area or the VMA after it
         if prev is not None and addr < prev.vm_end:                         # case 4
             vma_adjust(ctx, prev, prev.vm_start, addr, prev.vm_pgoff)
         else:                                                                # cases 3, 8
-            assert area is not None
             vma_adjust(ctx, area, addr, nxt.vm_end, nxt.vm_pgoff - pglen)
         if moved:
             _import_range(ctx, area, anon_vma, src)
@@ -270,8 +270,14 @@ def find_mergeable_anon_vma(vma: VmAreaStruct, accept: Any = None) -> Any:
     (a predicate on the neighbour VMA) adds a scheme's own condition, such
     as anon_vma_chain's singular chain."""
     mask = ~VM_PROT_MASK
-    for near, lo, hi in ((vma.vm_next, vma, vma.vm_next), (vma.vm_prev, vma.vm_prev, vma)):
-        if (near is not None and near.anon_vma is not None and lo.vm_end == hi.vm_start
+    # (neighbour, the lower of the two, the upper): the next VMA first
+    pairs: list[tuple[VmAreaStruct, VmAreaStruct, VmAreaStruct]] = []
+    if vma.vm_next is not None:
+        pairs.append((vma.vm_next, vma, vma.vm_next))
+    if vma.vm_prev is not None:
+        pairs.append((vma.vm_prev, vma.vm_prev, vma))
+    for near, lo, hi in pairs:
+        if (near.anon_vma is not None and lo.vm_end == hi.vm_start
                 and near.vm_file is vma.vm_file
                 and (near.vm_flags & mask) == (vma.vm_flags & mask)
                 and lo.vm_pgoff + lo.npages == hi.vm_pgoff

@@ -297,17 +297,17 @@ class Trace:
                new_addr: int | None) -> int:
         """Grow in place (``new_addr`` None: the caller knows there is room)
         or move to ``new_addr`` (MREMAP_MAYMOVE|MREMAP_FIXED)."""
-        e = {"op": "mremap", "pid": pid, "addr": addr, "old_len": old_pages * PAGE,
-             "new_len": new_pages * PAGE}
+        e: dict[str, Any] = {"op": "mremap", "pid": pid, "addr": addr,
+                             "old_len": old_pages * PAGE, "new_len": new_pages * PAGE}
+        expect = addr if new_addr is None else new_addr
         if new_addr is None:
             e["flags"] = ["maymove"]
-            e["expect"] = addr
         else:
             e["flags"] = ["maymove", "fixed"]
             e["new_addr"] = new_addr
-            e["expect"] = new_addr
+        e["expect"] = expect
         self._add(e)
-        return e["expect"]
+        return expect
 
     def brk(self, pid: int, addr: int) -> None:
         self._add({"op": "brk", "pid": pid, "addr": addr, "expect": addr})
