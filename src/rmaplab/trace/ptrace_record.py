@@ -928,7 +928,7 @@ class Recorder:
             return self._declare((st.st_dev, st.st_ino), path, st.st_size)["name"]
 
         for item in exec_layout(mm.tpid, vmas, start_brk, file_of):
-            if item.__class__ is str:
+            if isinstance(item, str):
                 if "below where the model's starts" in item:
                     self.r.approximated["program break below the model's 0x600000"] += 1
                 self.comment(item)

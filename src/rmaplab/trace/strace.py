@@ -257,6 +257,7 @@ def _timestamp(s: str | None) -> tuple[float | None, bool]:
 def parse_line(raw: str, lineno: int = 0) -> Line:
     """Classify one line of strace output."""
     m = _PREFIX.match(raw)
+    assert m is not None                # every part of _PREFIX is optional
     pid_s = m.group("pid") or m.group("bpid")
     pid = int(pid_s) if pid_s else None
     ts, absolute = _timestamp(m.group("ts"))
@@ -510,11 +511,14 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
         if os.path.isfile(p):
             out.append(p)
             continue
-        found = [f for f in glob.glob(glob.escape(p) + ".*")
-                 if _SUFFIX.search(f) and os.path.isfile(f)]
+        found: list[tuple[int, str]] = []       # (pid, file)
+        for f in glob.glob(glob.escape(p) + ".*"):
+            sm = _SUFFIX.search(f)
+            if sm and os.path.isfile(f):
+                found.append((int(sm.group(1)), f))
         if not found:
             raise FileNotFoundError(f"{p}: no such file (nor {p}.PID files of strace -ff)")
-        out.extend(sorted(found, key=lambda f: int(_SUFFIX.search(f).group(1))))
+        out.extend(f for _, f in sorted(found, key=lambda pf: pf[0]))
     return out
 
 
@@ -660,8 +664,9 @@ def _map_flags(s: str, dropped: Counter) -> list[str]:
     got: set[str] = set()
     for wd in words:
         if wd in _MAP_WORDS:
-            if _MAP_WORDS[wd]:
-                got.add(_MAP_WORDS[wd])
+            word = _MAP_WORDS[wd]
+            if word:
+                got.add(word)
         elif wd == "0":
             pass
         else:
@@ -1439,6 +1444,7 @@ class _Importer:
         self.emit(ev)
         if ok:
             start = c.ret
+            assert start is not None            # _memory: ok means a result
             shared = "shared" in flags
             self._mapped(mm, _Seg(start, start + _page_up(length), prot, shared, path, off))
             if path is None and shared and self.touch == "write-new-private":
@@ -1494,6 +1500,7 @@ class _Importer:
         seg = mm.maps.at(addr)
         old_l, new_l = _page_up(old_len), _page_up(new_len)
         res = c.ret
+        assert res is not None                  # _memory: ok means a result
         if res != addr:
             if old_len:
                 mm.maps.remove(addr, addr + old_l)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gzip
 import sys
+from collections.abc import Iterable
 
 
-def write_lines(path: str, lines: list[bytes]) -> None:
+def write_lines(path: str, lines: Iterable[bytes]) -> None:
     """Write ``lines`` (each without its newline) to ``path``."""
     data = b"\n".join(lines) + b"\n"
     if path == "-":
