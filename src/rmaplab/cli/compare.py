@@ -117,9 +117,11 @@ def _one(args: argparse.Namespace, schemes: list[str], console: Console) -> int:
     with progress(args.quiet) as prog:
         for s in schemes:
             task = prog.add_task(f"{s:>15}", total=len(events))
-            results.append(measure(events, s, mem, swap,
-                                   progress=lambda i, t=task: prog.update(t, completed=i),
-                                   profile=args.profile))
+
+            def advance(i: int, t: Any = task) -> None:
+                prog.update(t, completed=i)
+
+            results.append(measure(events, s, mem, swap, progress=advance, profile=args.profile))
     if args.json:
         print(json.dumps([m.as_dict() for m in results], indent=1, default=str))
     else:
