@@ -286,3 +286,17 @@ def test_json_table_and_plot(capsys, tmp_path):
     text = capsys.readouterr().out
     assert "events per simulated ms" in text and "lock wait" in text
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+SMALL = {"aim7": {"N": 4, "M": 16, "chunk": 8}, "kbuild": {"jobs": 2, "compiles": 4, "headers": 8},
+         "realloc": {"buffers": 2, "steps": 12}, "jit": {"regions": 8, "flips": 24},
+         "shared_server": {"workers": 2, "size": 64, "private": 32, "ops": 4, "chunk": 8},
+         "fork_chain": {"generations": 6, "pages": 8, "write": 2}}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_every_workload_runs_under_every_scheme(name):
+    assert set(SMALL) == set(WORKLOADS)
+    events = _workload(name, **SMALL[name])
+    for r in run_smp(events, ALL, [1, 4], mem_pages=256 if name == "aim7" else None):
+        assert r.events and r.time_ns > 0 and r.throughput > 0, r.variant

@@ -285,9 +285,9 @@ class Builder:
             dst = rec.after[-1] if rec.after else src
             r0 = min(src.regions) if src is not None and src.regions else 0
             r1 = min(dst.regions) if dst is not None and dst.regions else r0
-            inner = _hold(self.ptl(rec.mm, r1), "w", _w(mv)) if r1 != r0 or self.era.ptl == "split" \
-                and self.ptl(rec.mm, r1) != self.ptl(rec.mm, r0) else _w(mv)
-            out += _hold(self.ptl(rec.mm, r0), "w", inner)
+            k0, k1 = self.ptl(rec.mm, r0), self.ptl(rec.mm, r1)
+            inner = _hold(k1, "w", _w(mv)) if k1 != k0 else _w(mv)
+            out += _hold(k0, "w", inner)
         return _hold(("mmap_sem", rec.mm), mode, out)
 
     def op_mmap(self, rec: Record, ch: Charge) -> list[Step]:

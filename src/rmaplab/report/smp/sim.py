@@ -192,6 +192,8 @@ class Simulation:
             stat = self.lock_stats[lk.cls]
             if lk.kind.sleeps and task.spinlocks:
                 raise SimError(f"{task.name}: a sleeping lock ({lk.cls}) taken under a spinlock")
+            if lk.writer is task:
+                raise SimError(f"{task.name}: {lk.cls} {key[1:]} taken twice")
             if self._can_take(lk, mode):
                 lk.grant(task, mode)
             elif trylock:
