@@ -193,8 +193,9 @@ class _Observer:
         scheme.page_referenced = self._wrap_walk("ref", self._pr)
         scheme.try_to_unmap = self._wrap_walk("unmap", self._ttu)
         scheme.candidates = self._candidates
-        ctx.kswapd = self._wrap_reclaim("kswapd", self._kswapd)
-        ctx.reserve = self._wrap_reclaim("direct", self._reserve)
+        # the context's reclaim entry points, wrapped for this replay only
+        ctx.kswapd = self._wrap_reclaim("kswapd", self._kswapd)  # type: ignore[method-assign]
+        ctx.reserve = self._wrap_reclaim("direct", self._reserve)  # type: ignore[method-assign]
 
     def _candidates(self, pfn: int) -> Iterator[tuple[Any, int]]:
         for vma, addr in self._cand(pfn):
@@ -277,6 +278,8 @@ def _range(ev: Event, k: Kernel) -> tuple[int, int] | None:
     if op == "mremap":
         return a[0], a[0] + max(a[1], a[2])
     if op == "brk":
+        if pid is None:
+            return None
         try:
             mm = k.mm(pid)
         except Exception:
