@@ -67,7 +67,7 @@ class Charge:
         self.left = dict(deltas)
         self.costs = costs
 
-    def take(self, name: str, n: float | None = None) -> float:
+    def take(self, name: str, n: int | None = None) -> float:
         have = self.left.get(name, 0)
         if n is None or n > have:
             n = have
