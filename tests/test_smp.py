@@ -284,7 +284,7 @@ def test_json_table_and_plot(capsys, tmp_path):
     png = tmp_path / "smp.png"
     assert main(args + ["-o", str(png)]) == 0
     text = capsys.readouterr().out
-    assert "events per simulated ms" in text and "lock wait" in text
+    assert "events per simulated ms" in text and "lock wait/event" in text
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 

@@ -112,7 +112,7 @@ def render(name: str, results: list, cpus: list[int], console: Console) -> None:
     t.add_column("variant", no_wrap=True)
     for n in cpus:
         t.add_column(f"{n} CPU{'s' if n > 1 else ''}", justify="right")
-    t.add_column("lock wait", justify="right")
+    t.add_column(f"lock wait/event at {cpus[-1]}", justify="right")
     for v in variants:
         base = by[v, cpus[0]].throughput
         row = [v]
@@ -120,7 +120,7 @@ def render(name: str, results: list, cpus: list[int], console: Console) -> None:
             r = by[v, n]
             row.append(f"{r.throughput / 1000:,.1f}" + (f" ({r.throughput / base:.1f}x)" if n != cpus[0] else ""))
         top = by[v, cpus[-1]]
-        row.append(f"{100 * top.lock_wait_ns() / max(1.0, top.time_ns * top.cpus):.1f}%")
+        row.append(f"{top.lock_wait_ns() / max(1, top.events) / 1000:,.1f} us")
         t.add_row(*row)
     console.print(t)
     top_n = cpus[-1]
@@ -158,8 +158,8 @@ def render(name: str, results: list, cpus: list[int], console: Console) -> None:
             row.append(cell)
         t.add_row(*row)
     console.print(t)
-    console.print("[dim]simulated time: costs from the calibrated table (docs/smp.md); "
-                  "lock wait % = time waited for locks / (CPUs x simulated time)[/dim]")
+    console.print("[dim]simulated time, costs from the calibrated table (docs/smp.md); lock "
+                  "wait/event: time tasks waited for locks (spinning or asleep) per event[/dim]")
 
 
 def plot(name: str, results: list, path: str) -> None:
