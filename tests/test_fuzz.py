@@ -52,3 +52,15 @@ def test_bad_options_are_one_line_errors(capsys):
     assert main(["fuzz", "--steps", "0"]) == 2
     assert main(["fuzz", "--scheme", "nope"]) == 2
     assert all(line.startswith("rmaplab:") for line in capsys.readouterr().err.splitlines())
+
+
+def test_sweep_on_a_local_dask_cluster_gives_the_same_points(capsys):
+    argv = ["sweep", "jit", "--vary", "flips=16,32", "--scheme", "anon_vma,anonmm", "--json", "-q"]
+    assert main(argv + ["--jobs", "1"]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert main(argv + ["--jobs", "2", "--scheduler", "local"]) == 0
+    dask = json.loads(capsys.readouterr().out)
+
+    def key(points):
+        return sorted((p["scheme"], p["flips"], p["walk_work"]) for p in points)
+    assert key(local) == key(dask) and len(local) == 4

@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from rmaplab.report.parallel import pool_map
 from rmaplab.config import ConfigError, size_to_pages
 
 #: measures a sweep can plot (keys of Metrics.as_dict)
@@ -42,6 +42,9 @@ def register(sub: Any) -> None:
                    help="the measure to plot (default walk_work)")
     p.add_argument("--mem", help="physical memory (default: unlimited)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--scheduler", metavar="ADDR", default=None,
+                   help="run the points on a Dask cluster (tcp://HOST:PORT), or 'local' for a "
+                        "local one; the same points give the same results anywhere")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
     p.add_argument("-o", "--output", metavar="PNG", help="write the plot here")
@@ -109,10 +112,9 @@ def run(args: argparse.Namespace) -> int:
     from rmaplab.cli.progress import progress
     with progress(args.quiet) as prog:
         task = prog.add_task(f"{len(jobs)} runs on {args.jobs} cores", total=len(jobs))
-        with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as ex:
-            for key, d in ex.map(_point, jobs):
-                results[key] = d
-                prog.advance(task)
+        for key, d in pool_map(_point, jobs, max(1, args.jobs), args.scheduler):
+            results[key] = d
+            prog.advance(task)
     points = []
     for (_, pj, mem), d in results.items():
         params = json.loads(pj)

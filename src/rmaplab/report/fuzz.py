@@ -83,7 +83,7 @@ def run_events(p: Program, events: list[dict]) -> tuple[int, str | None]:
     k = Kernel(Config(**p.config()))
     i = 0
     try:
-        for i, ev in enumerate(evs):
+        for i, ev in enumerate(evs):  # noqa: B007 - i names the failing event below
             run_event(k, ev)
             check_rmap_complete(k, validate(k))
         i = len(evs)
@@ -242,15 +242,10 @@ def _map(starts: Iterator[int], chunk: int, schemes: list[str], profiles: list[s
 
 def _map_dask(args: Callable[[], tuple], jobs: int, scheduler: str,
               stop: Callable[[], bool]) -> Iterator[tuple]:
-    import logging
+    from distributed import as_completed
 
-    from distributed import Client, LocalCluster, as_completed
-    # cancelled leftovers at the end are expected: keep them out of the output
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-    cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR) \
-        if scheduler == "local" else None
-    with Client(cluster if cluster is not None else scheduler) as client:
+    from rmaplab.report.parallel import dask_client
+    with dask_client(scheduler, jobs) as client:
         workers = max(1, len(client.scheduler_info().get("workers", {})) or jobs)
         futures = as_completed([client.submit(fuzz_chunk, *args(), pure=False)
                                 for _ in range(2 * workers)])
@@ -259,8 +254,6 @@ def _map_dask(args: Callable[[], tuple], jobs: int, scheduler: str,
             if stop():
                 break
             futures.add(client.submit(fuzz_chunk, *args(), pure=False))
-    if cluster is not None:
-        cluster.close()
 
 
 def default_jobs() -> int:
