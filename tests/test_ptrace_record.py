@@ -551,3 +551,19 @@ def test_stored_gz_is_gzip():
     for name in STORED:
         with gzip.open(DATA / name) as f:
             assert f.readline().startswith(b'{"format":"rmaplab-trace"')
+
+
+@needs_ptrace
+def test_recording_ends_when_the_tracees_do_though_the_recorder_has_other_children():
+    """Regression: the loop waited for ECHILD, so a child of the recording
+    process that never exits (here multiprocessing's resource tracker, which
+    an earlier test in the same pytest run had started) made it spin for
+    ever after the command ended."""
+    code = ("from multiprocessing import resource_tracker\n"
+            "resource_tracker.ensure_running()\n"
+            "from rmaplab.trace.ptrace_record import record\n"
+            "r = record(['/bin/true'])\n"
+            "print(r.report.processes)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"

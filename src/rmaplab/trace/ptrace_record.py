@@ -444,7 +444,7 @@ class Recorder:
         seconds to end (from a terminal it got the SIGINT too), then gets
         SIGINT, then after grace seconds every tracee SIGKILL."""
         if threading.current_thread() is not threading.main_thread():
-            while True:
+            while self._tracing():
                 try:
                     pid, status = os.waitpid(-1, ps.WALL)
                 except ChildProcessError:
@@ -458,7 +458,7 @@ class Recorder:
         try:
             since: float | None = None
             sent_int = sent_kill = False
-            while True:
+            while self._tracing():
                 if self._interrupted:
                     now = time.monotonic()
                     if since is None:
@@ -489,6 +489,13 @@ class Recorder:
             signal.set_wakeup_fd(old_fd)
             os.close(r)
             os.close(w)
+
+    def _tracing(self) -> bool:
+        """Some tracee is still alive. The loop ends on this, not on
+        waitpid's ECHILD: the recording process may have children of its
+        own (a multiprocessing resource tracker, a worker pool) that never
+        exit while it records."""
+        return bool(self.tasks or self.orphans)
 
     def _tick(self) -> None:
         if self.progress is not None:
