@@ -111,11 +111,13 @@ class MmContext:
         """Before faulting ``pages`` pages: the frames and page-table pages
         they may need must fit. With unlimited memory the model still stops
         at ``max_mem_pages`` frames (the OOM killer acts, as it would on a
-        real machine); page-table pages are limited to a 64th of that, or of
-        a limited memory, since each costs the model a real 4 KiB array.
-        Page tables are not charged to a limited memory's frames (a
-        departure)."""
-        limit = self.config.mem_pages or self.config.max_mem_pages
+        real machine). Page-table pages are limited to a 64th of
+        ``max_mem_pages`` whatever ``--mem`` says, since each costs the
+        model a real 4 KiB array: a bound on the model, not on the machine
+        it models. Page tables are not charged to a limited memory's
+        frames (a departure), so a small ``--mem`` with many processes
+        meets reclaim and the OOM killer through its frames only."""
+        limit = self.config.max_mem_pages
         frames = 0 if self.config.mem_pages else 2 * pages
         tables = (pages >> 9) + 2
         while (self.tables.n + tables > max(64, limit >> 6)
