@@ -5,6 +5,7 @@ function takes it first (the kernel's globals, made explicit).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from rmaplab.mm.vmscan import Zone, try_to_free_pages
 from rmaplab.rmap.stat import VmStat
 
 if TYPE_CHECKING:
+    from rmaplab.rmap.protocols import RmapContext
     from rmaplab.rmap.scheme import RmapScheme
 
 
@@ -30,7 +32,7 @@ OOM_FAILURES = 10
 class MmContext:
     scatter_add = staticmethod(scatter_add)
 
-    def __init__(self, config: Config, scheme_factory: Any) -> None:
+    def __init__(self, config: Config, scheme_factory: Callable[[RmapContext], RmapScheme]) -> None:
         self.config = config
         self.stat = VmStat()
         self.mem = MemMap(config.mem_pages)
@@ -89,7 +91,7 @@ class MmContext:
         pages_min: direct reclaim (``try_to_free_pages``), then the OOM
         killer. Raises OOMKilled if ``mm``'s process was the victim."""
         mem, zone = self.mem, self.zone
-        if mem.totalram is None:
+        if mem.totalram is None or zone is None:     # unlimited memory (one implies the other)
             return
         failures = 0
         while mem.nr_free - n < zone.pages_min:
@@ -129,7 +131,7 @@ class MmContext:
         """Background reclaim: woken below pages_low, runs to pages_high."""
         mem, zone = self.mem, self.zone
         self.reserved = 0
-        if mem.totalram is None or mem.nr_free >= zone.pages_low:
+        if mem.totalram is None or zone is None or mem.nr_free >= zone.pages_low:
             return
         self.stat.kswapd_wakeups += 1
         while mem.nr_free < zone.pages_high:
