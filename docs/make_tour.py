@@ -26,7 +26,7 @@ TOUR = DOCS / "tour.md"
 SHOT = DOCS / "tour-show.png"
 
 TRACE = "aim7.jsonl"
-GEN = f"rmaplab generate aim7 -p N=3 -p M=8 -p chunk=4 -p reads=2 -o {TRACE}"
+GEN = f"rmaplab generate aim7 -p N=3 -p M=8 -p chunk=4 -p reads=2 -p reclaim=0 -o {TRACE}"
 
 
 def run(cmd: str) -> str:

@@ -313,7 +313,7 @@ def test_cli_check_exit_1(monkeypatch, capsys):
         return None
     monkeypatch.setattr(check, "validate", fake_validate)
     monkeypatch.setattr(check, "check_rmap_complete", lambda k, scan=None: 0)
-    assert main(["replay", BASIC, "--check"]) == 1
+    assert main(["replay", BASIC, "--check=full"]) == 1
     err = capsys.readouterr().err
     # the third event is the write touch on line 6
     assert err == f"rmaplab: {BASIC}:6: invariant broken after touch: made up for the test\n"

@@ -1,7 +1,9 @@
 """``rmaplab replay``: run a trace on the model.
 
 Exit status: 0 when the trace ran to the end (differences from the trace's
-``expect`` are reported, not fatal); 2 for bad input (a bad trace line, a
+``expect`` are reported, not fatal, and so is the model running out of
+memory: the OOM killer's victim gets ``"SIGKILL"`` as its result, its later
+events are skipped and counted); 2 for bad input (a bad trace line, a
 bad option), in one line as ``FILE:LINE: reason``; 1 when the model broke
 (an invariant found broken, or an unexpected failure in the core).
 """
@@ -33,7 +35,11 @@ examples:
       write one result per event, and a state dump at every checkpoint
       plus one at the end
   rmaplab replay fork.jsonl.gz --check
-      validate every invariant and rmap completeness after every event
+      check after every event what it changed (its pages' rmap walks, counts,
+      indexes; its VMAs), and every invariant and rmap completeness of the
+      whole state every 100 events and at the end
+  rmaplab replay fork.jsonl --check=full
+      every invariant of the whole state after every event (slow on big traces)
   rmaplab replay fork.jsonl --maps --maps-offset modern
       print each live process's /proc/PID/maps at the end
   rmaplab replay fork.jsonl --profile modern --results res.jsonl
@@ -42,8 +48,13 @@ examples:
   rmaplab replay fork.jsonl --stats --mem 64M --swap 128M --quiet
       counters and memory use as JSON, with 64 MiB of RAM and 128 MiB of swap
 
-exit status: 0 the trace ran (mismatches included), 2 bad trace or option,
-1 the model broke (invariant or internal failure).
+When the model runs out of memory (--mem, --swap), the OOM killer takes the
+process with the largest total_vm: the event it was in gets "SIGKILL", later
+events of that pid (and of children it never forked) are skipped with result
+"SIGKILL" and "skipped": true, and the summary counts them.
+
+exit status: 0 the trace ran (mismatches and OOM kills included), 2 bad trace
+or option, 1 the model broke (invariant or internal failure).
 The trace format is described in docs/trace-format.md."""
 
 
@@ -63,8 +74,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--maps-offset", choices=OFFSET_STYLES, default=None,
                    help="offset column of anonymous VMAs: vm_pgoff<<12 as 2.6 printed it, "
                         "or 0 as modern Linux does (default: the profile's)")
-    p.add_argument("--check", action="store_true",
-                   help="check invariants and rmap completeness after every event")
+    p.add_argument("--check", nargs="?", const="incremental", default=None,
+                   choices=("incremental", "full"),
+                   help="check invariants and rmap completeness: after each event what it "
+                        "could change, and the whole state every --check-every events and at "
+                        "the end (incremental, the default); or the whole state after every "
+                        "event (--check=full; slow on big traces)")
+    p.add_argument("--check-every", type=int, default=100, metavar="K",
+                   help="with --check: the whole state every K events (default 100)")
     p.add_argument("--stats", action="store_true",
                    help="print the counters and memory/swap use as JSON on stdout")
     p.add_argument("--scheme", metavar="NAME", default=None,
@@ -108,6 +125,8 @@ def _output(path: str | None):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.check_every < 1:
+        raise UsageError("--check-every must be at least 1")
     config = _config(args)
     from rmaplab.kernel import Kernel
     t0 = time.perf_counter()
@@ -118,8 +137,9 @@ def run(args: argparse.Namespace) -> int:
         with _output(args.results) as res, _output(args.dump) as dump, \
                 progress(args.quiet) as prog:
             task = prog.add_task("replaying", total=len(trace.events))
-            report = replay(kernel, trace, results=res, dump=dump, check=args.check,
-                            progress=lambda n: prog.update(task, completed=n))
+            report = replay(kernel, trace, results=res, dump=dump, check=args.check or False,
+                            progress=lambda n: prog.update(task, completed=n),
+                            check_every=args.check_every)
     except TraceError as e:
         print(f"rmaplab: {e}", file=sys.stderr)
         return 2
@@ -165,6 +185,12 @@ def _summary(trace: Any, kernel: Any, report: Any, t_read: float, elapsed: float
              f"processes alive: {len(kernel.pids())}; frames used: {mem.nr_used} "
              f"(of {total}); swap used: {kernel.ctx.swap.inuse_pages}",
              f"time: {elapsed:.3f}s ({t_read:.3f}s reading, {report.elapsed:.3f}s replaying)"]
+    killed = list(getattr(kernel, "oom_killed", ()))
+    if killed:
+        pids = ", ".join(map(str, killed[:10])) + (", ..." if len(killed) > 10 else "")
+        lines.insert(2, f"OOM killer: {len(killed)} process{'es' if len(killed) != 1 else ''} "
+                        f"killed (pid {pids}); {report.skipped} later event"
+                        f"{'s' if report.skipped != 1 else ''} of theirs skipped")
     for m in report.first_mismatches[:5]:
         lines.append(f"  {trace.filename}:{m['line']}: event {m['event']} {m['op']}: "
                      f"got {_j(m['result'])}, expected {_j(m['expect'])}")

@@ -33,7 +33,14 @@ class Metrics:
     peak_vmas: int = 0
     peak_frames: int = 0
     mismatches: int = 0
+    #: pids the OOM killer took, in order (``out_of_memory``)
     oom_killed: list[int] = field(default_factory=list)
+    #: events not run because their process had been OOM-killed
+    skipped: int = 0
+
+    @property
+    def oom_kills(self) -> int:
+        return len(self.oom_killed)
 
     def walk_work(self, op: str | None = None) -> int:
         src = self.stat if op is None else self.by_op.get(op, {})
@@ -57,7 +64,8 @@ class Metrics:
                 "pages_copied": self.stat.get("pages_copied", 0),
                 "mremap_cows": self.stat.get("mremap_cows", 0),
                 "pgsteal": self.stat.get("pgsteal", 0), "pswpout": self.stat.get("pswpout", 0),
-                "mismatches": self.mismatches, "oom_killed": self.oom_killed,
+                "mismatches": self.mismatches, "oom_kills": self.oom_kills,
+                "oom_killed": self.oom_killed, "skipped": self.skipped,
                 "stat": self.stat, "by_op": self.by_op}
 
 
@@ -65,7 +73,9 @@ def measure(events: Sequence[Any], scheme: str, mem_pages: int | None = None,
             swap_pages: int | None = None, progress: Callable[[int], None] | None = None,
             samples: int = 200, extra: dict | None = None, profile: str = "2.6.7") -> Metrics:
     """Replay parsed ``events`` (from the trace reader) under ``scheme``,
-    with the other rules of ``profile``."""
+    with the other rules of ``profile``. Running out of memory is an
+    outcome: the OOM killer's victims are in ``oom_killed`` and their later
+    events in ``skipped``."""
     import time
     k = Kernel(Config(profile=profile, scheme=scheme, mem_pages=mem_pages, swap_pages=swap_pages,
                       extra=dict(extra or {})))
@@ -77,6 +87,7 @@ def measure(events: Sequence[Any], scheme: str, mem_pages: int | None = None,
     for i, ev in enumerate(events):
         rep = replay(k, [ev])
         m.mismatches += rep.mismatches
+        m.skipped += rep.skipped
         after = k.stat.as_dict()
         d = by_op[ev.op]
         for n, v in after.items():

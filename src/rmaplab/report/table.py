@@ -23,6 +23,7 @@ COLUMNS = (
     ("meta i386", "peak rmap metadata bytes, i386 2004 sizes"),
     ("meta x86_64", "peak rmap metadata bytes, x86_64 sizes"),
     ("copied", "pages copied (COW, early COW, anonmm mremap copies)"),
+    ("OOM kills", "processes the OOM killer took (out_of_memory); their later events are skipped"),
     ("time", "model wall time, seconds"),
 )
 
@@ -34,7 +35,8 @@ def row(m: Metrics) -> list[str]:
             f"{d['fork_work']:,}", f"{d['exit_work']:,}", f"{d['mremap_work']:,}",
             f"{d['find_vma_calls']:,}", f"{d['locks']:,}", f"{d['peak_vmas']:,}",
             f"{d['vma_merges']:,}", f"{d['metadata_bytes_i386']:,}",
-            f"{d['metadata_bytes_x86_64']:,}", f"{d['pages_copied']:,}", f"{d['seconds']:.2f}"]
+            f"{d['metadata_bytes_x86_64']:,}", f"{d['pages_copied']:,}", f"{d['oom_kills']:,}",
+            f"{d['seconds']:.2f}"]
 
 
 def render(title: str, metrics: Sequence[Metrics], console: Console | None = None) -> None:

@@ -64,6 +64,10 @@ class TraceError(ValueError):
         self.line = line
         self.reason = reason
 
+    def __reduce__(self) -> tuple:
+        # picklable, so that it crosses a process pool's boundary whole
+        return (type(self), (self.filename, self.line, self.reason))
+
 
 class _Missing:
     __slots__ = ()
