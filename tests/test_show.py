@@ -208,7 +208,7 @@ def test_recording_rebuilds_the_state_after_every_event(scheme):
 
 def test_graphs_are_bounded_and_named_by_their_event():
     events = list(parse_trace([json.dumps(e) for e in WORKLOADS["aim7"].generate(
-        seed=0, N=40, M=16, chunk=8, reads=2)]).events)
+        seed=0, N=40, M=16, chunk=8, reads=2, reclaim=0)]).events)
     rec = record(events, Config(scheme="anon_vma_chain"), graph_budget=10)
     checkpoints = [e.index for e in events if e.op == "checkpoint"]
     drawn = sorted(set(rec.graph_event))
@@ -234,7 +234,7 @@ def _run(argv: list[str], capsys) -> tuple[int, str, str]:
 def small_trace(tmp_path):
     path = tmp_path / "aim7.jsonl"
     assert main(["generate", "aim7", "-p", "N=3", "-p", "M=8", "-p", "chunk=4", "-p", "reads=2",
-                 "-o", str(path)]) == 0
+                 "-p", "reclaim=0", "-o", str(path)]) == 0
     return str(path)
 
 

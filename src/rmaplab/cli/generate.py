@@ -19,7 +19,8 @@ examples:
   rmaplab generate --list
       the workloads, their parameters and defaults
   rmaplab generate aim7 -o aim7.jsonl
-      100 children COW-ing 256 pages each (the defaults)
+      100 children COW-ing 51 pages each, then a reclaim of half their pages
+      (the defaults: M and reclaim are sized to N, see --list)
   rmaplab generate aim7 -p N=1000 -p M=1000 -p reclaim=100000 -o big.jsonl.gz
       the 1000x1000 case of the 2010 anon_vma_chain posting, with a reclaim
       pass after the COW phase (.gz: written compressed)
@@ -70,6 +71,8 @@ def list_text() -> str:
 
 
 def _show(v: Any) -> str:
+    if v is None:
+        return "auto"               # the generator works it out from the others
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 

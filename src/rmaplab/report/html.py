@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import matplotlib
@@ -25,6 +26,22 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+#: charts drawn, by their arguments: a caller that knows the charts a page
+#: will need may draw them ahead (while other work runs); the page then
+#: takes them from here instead of drawing them again
+DRAWN: dict[str, str] = {}
+
+
+def _drawn_once(fn: Callable[..., str]) -> Callable[..., str]:
+    @functools.wraps(fn)
+    def chart(*args: Any, **kw: Any) -> str:
+        key = repr((fn.__name__, args, sorted(kw.items())))
+        if key not in DRAWN:
+            DRAWN[key] = fn(*args, **kw)
+        return DRAWN[key]
+    return chart
+
+
 #: one colour per scheme, the same in every plot
 SCHEME_COLOURS = {"anon_vma": "#4c72b0", "anon_vma_chain": "#55a868", "pte_chain": "#c44e52",
                   "anonmm": "#8172b2", "none": "#937860"}
@@ -41,6 +58,7 @@ def bar_chart(title: str, ylabel: str, values: dict[str, float]) -> str:
     return _png(fig)
 
 
+@_drawn_once
 def line_chart(title: str, xlabel: str, ylabel: str, series: dict[str, list[tuple[float, float]]],
                logy: bool = False) -> str:
     fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -87,6 +105,7 @@ def page(title: str, sections: list[str]) -> str:
             + "\n".join(sections) + "</body></html>")
 
 
+@_drawn_once
 def claim_chart(measure: str, values: dict[str, float]) -> str:
     """The figure a verdict rests on, one horizontal bar per scheme, each
     labelled with its value (log scale when they differ a hundredfold)."""

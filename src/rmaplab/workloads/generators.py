@@ -83,6 +83,9 @@ class Param:
     kind: Any = int
     lo: float | None = None
     hi: float | None = None
+    #: a default of None is "auto": the generator works the value out from
+    #: the others, and ``-p NAME=auto`` asks for it explicitly
+    auto: bool = False
 
     def describe(self) -> str:
         if self.kind is bool:
@@ -96,6 +99,8 @@ class Param:
 
     def check(self, workload: str, value: Any) -> Any:
         """The value if it is valid; else ValueError naming the parameter."""
+        if value is None and self.auto:
+            return None
         bad = False
         if self.kind is bool:
             bad = not isinstance(value, bool)
@@ -114,6 +119,8 @@ class Param:
         """The value of ``text`` from the command line, checked."""
         t = text.strip()
         value: Any
+        if self.auto and t.lower() == "auto":
+            return None
         try:
             if self.kind is bool:
                 low = t.lower()
@@ -383,31 +390,58 @@ def _runs(pages: Iterable[int]) -> list[tuple[int, int]]:
 
 # -- aim7 ------------------------------------------------------------------------------------
 
+#: aim7's cost budget: walks under anon_vma, anonmm and none visit about N
+#: VMAs or mms per page, and reclaim must age every page once (all are young
+#: after the COW phase), so the reclaim costs about N x footprint visits.
+#: M's default keeps N x (N+1) x M near this (about 10 s at N = 100 for the
+#: slowest scheme, none)
+AIM7_BUDGET = 1 << 19
+
+
+def aim7_pages(N: int) -> int:
+    """aim7's default ``M`` for ``N`` children: 256, or fewer (at least one)
+    so that N x footprint stays within ``AIM7_BUDGET``."""
+    return max(1, min(256, AIM7_BUDGET // (N * (N + 1))))
+
+
 @workload(
     "aim7", "fork fan-out as in AIM7: a parent writes M pages, forks N children that "
-            "COW them all, read some, and exit",
+            "COW them all, read some, and exit; reclaim takes half the children's pages",
     Param("N", 100, "children forked", int, 1, 30_000),
-    Param("M", 256, "pages of the parent's private anonymous region", "pages", 1, 1 << 20),
+    Param("M", None, "pages of the parent's private anonymous region (auto: 256 up to "
+                     "N = 44, then 2^19 / (N x (N+1)) so that reclaim's N x footprint stays "
+                     "bounded: 51 at N = 100, 1 from N = 512)", "pages", 1, 1 << 20, auto=True),
     Param("chunk", 64, "pages per write touch; children's touches are interleaved at random",
           "pages", 1, 1 << 20),
-    Param("reads", 16, "single-page reads per child after the COW phase (random pages)",
-          int, 0, 1 << 20),
-    Param("reclaim", 0, "pages to ask reclaim for after the COW phase "
-                        "(0: none; or rely on 'replay --mem' for pressure)", int, 0, 1 << 30),
+    Param("reads", None, "single-page reads per child after the COW phase (random pages; "
+                         "auto: 16, or M if smaller)", int, 0, 1 << 20, auto=True),
+    Param("reclaim", None, "pages to ask reclaim for after the COW phase (auto: N x M / 2, "
+                           "half the children's pages: pressure sized to the footprint; "
+                           "0: none)", int, 0, 1 << 30, auto=True),
 )
-def aim7(*, N: int = 100, M: int = 256, chunk: int = 64, reads: int = 16, reclaim: int = 0,
-         seed: int = 0) -> list[dict]:
+def aim7(*, N: int = 100, M: int | None = None, chunk: int = 64, reads: int | None = None,
+         reclaim: int | None = None, seed: int = 0) -> list[dict]:
     """The parent (pid 1) maps ``M`` private anonymous pages at
     TASK_UNMAPPED_BASE and writes them, forks children 2..N+1; the children
     write all their pages (breaking COW) in ``chunk``-page touches
-    interleaved at random, then (after an optional ``reclaim``) each reads
-    ``reads`` random pages of its own, and they exit in random order. The
-    parent stays alive and reads its pages back at the end.
+    interleaved at random, then a ``reclaim`` of ``N*M/2`` pages (unless
+    told otherwise) is the memory pressure, each child reads ``reads``
+    random pages of its own, and they exit in random order. The parent
+    stays alive and reads its pages back at the end.
 
     Under anon_vma (2.6.7) every COWed page of every child is on the one
     anon_vma of the parent's VMA, whose list holds N+1 VMAs: each rmap
-    walk of a child's private page visits all N+1.
+    walk of a child's private page visits all N+1 (up to the one that maps
+    it). The reclaim ages every page of the footprint once, so its cost
+    grows as N x footprint; ``M``'s default keeps that bounded (pass
+    ``M=256`` for the old fixed size: at N = 1000, minutes per scheme).
     """
+    if M is None:
+        M = aim7_pages(N)
+    if reads is None:
+        reads = min(16, M)
+    if reclaim is None:
+        reclaim = N * M // 2
     _need(reads <= M, "aim7", "reads", f"must be at most M ({M}), not {reads}")
     rng = random.Random(seed)
     t = Trace()
