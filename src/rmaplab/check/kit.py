@@ -346,11 +346,21 @@ def machine_for(spec: str, profile: str = "modern", **config: Any) -> type[Schem
 
 
 def check_scheme(spec: str, examples: int = 100, steps: int = 40, profile: str = "modern",
-                 derandomize: bool = False, **config: Any) -> KitReport:
+                 derandomize: bool = False, progress: Any = None, **config: Any) -> KitReport:
     """Run the kit on a scheme; raises ``KitFailure`` with the shrunk
     program if any check fails. ``derandomize``: the same programs on
-    every run."""
+    every run. ``progress(n)`` is called as program n starts."""
     machine = machine_for(spec, profile, **config)
+    if progress is not None:
+        started = [0]
+        base_init = machine.__init__
+
+        def __init__(self: Any) -> None:
+            base_init(self)
+            started[0] += 1
+            progress(started[0])
+
+        machine.__init__ = __init__  # type: ignore[method-assign]
     Config(profile=profile, scheme=spec)                 # a bad spec fails here, plainly
     test_case = machine.TestCase
     test_case.settings = settings(

@@ -48,9 +48,14 @@ def run(args: argparse.Namespace) -> int:
     if args.examples < 1 or args.steps < 1:
         raise UsageError("--examples and --steps must be at least 1")
     Config(profile=args.profile, scheme=args.scheme)      # ConfigError (exit 2) if it cannot load
+    from rmaplab.cli.progress import progress
     t0 = time.perf_counter()
     try:
-        rep = check_scheme(args.scheme, args.examples, args.steps, args.profile, args.derandomize)
+        with progress(args.json) as prog:
+            task = prog.add_task("random programs", total=args.examples)
+            rep = check_scheme(args.scheme, args.examples, args.steps, args.profile,
+                               args.derandomize,
+                               progress=lambda n: prog.update(task, completed=min(n, args.examples)))
     except KitFailure as e:
         with open(args.out, "w") as f:
             f.write(e.trace)

@@ -32,7 +32,7 @@ from rmaplab.cli.main import UsageError, add_profile_option
 
 EPILOG = """\
 examples:
-  rmaplab conform tests/conformance/fork-cow.jsonl
+  rmaplab conform tests/conformance/04-fork-child-merges.jsonl
       run the trace on this machine's kernel and in the model (modern
       profile), and print where they first differ in each category
   rmaplab conform trace.jsonl --profile 2.6.7 --scheme anon_vma
@@ -248,7 +248,6 @@ def _strip(state: dict, name: str | None) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from rmaplab.config import Config
-    from rmaplab.trace.reader import TraceError, read_trace
     if len(args.traces) > 1 and (args.kernel_results or args.kernel_dump):
         raise UsageError("--kernel-results and --kernel-dump take one trace")
     for opt in ("save_run", "from_run"):
@@ -264,7 +263,17 @@ def run(args: argparse.Namespace) -> int:
     worst = 0
     if args.random:
         worst = _random(args, kw)
+    from rmaplab.cli.progress import progress
+    with progress(len(args.traces) < 2) as prog:
+        task = prog.add_task("traces", total=len(args.traces))
+        return _traces(args, kw, worst, prog, task)
+
+
+def _traces(args: argparse.Namespace, kw: dict, worst: int, prog: Any, task: Any) -> int:
+    from rmaplab.config import Config
+    from rmaplab.trace.reader import TraceError, read_trace
     for path in args.traces:
+        prog.advance(task)
         try:
             trace = read_trace(path)
         except TraceError as e:
@@ -289,6 +298,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _random(args: argparse.Namespace, kw: dict) -> int:
     """``--random N``: random traces on the kernel and in the model."""
+    from rmaplab.cli.progress import progress
+    with progress() as prog:
+        task = prog.add_task("random programs", total=args.random)
+        return _random_loop(args, kw, prog, task)
+
+
+def _random_loop(args: argparse.Namespace, kw: dict, prog: Any, task: Any) -> int:
     from rmaplab.config import Config
     from rmaplab.trace.live import LiveError, LiveSession, LiveUnavailable
     from rmaplab.trace.reader import parse_trace
@@ -296,6 +312,7 @@ def _random(args: argparse.Namespace, kw: dict) -> int:
     agree = events = agreeing = refused = 0
     cats: dict[str, int] = {}
     for seed in range(args.seed, args.seed + args.random):
+        prog.advance(task)
         lines = [json.dumps(e) for e in random_trace(seed)]
         trace = parse_trace(lines, filename=f"random-{seed}.jsonl")
         try:
