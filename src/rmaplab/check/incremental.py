@@ -239,7 +239,7 @@ class EventChecker:
                                                                 (e_ + 1) << PAGE_SHIFT)])
             pf, vp = self._check_ptes(t.mm, spans)
             inside = np.zeros(len(vp), bool)
-            if rs != _WHOLE:
+            if not isinstance(rs, str):        # a list of ranges, not _WHOLE
                 for s_, e_ in rs:
                     inside |= (vp >= s_) & (vp < e_)
             core.append((id(t.mm), pf, vp, inside))

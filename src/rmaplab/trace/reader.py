@@ -25,24 +25,27 @@ import gzip
 import re
 import sys
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from rmaplab.kernel.abi import MMAP_FLAGS, MREMAP_FLAGS, parse_prot
 
+_JSONError: type[ValueError]
+_loads: Callable[[bytes], Any]
 try:  # orjson is a dependency; the stdlib parser is a fallback only
-    from orjson import JSONDecodeError as _JSONError
-    from orjson import loads as _loads
+    import orjson as _orjson
+    _JSONError, _loads = _orjson.JSONDecodeError, _orjson.loads
 except ImportError:  # pragma: no cover
     import json as _json
-    from json import JSONDecodeError as _JSONError
 
     def _int_like_orjson(s: str) -> int | float:
         n = int(s)
         return n if -(1 << 63) <= n < 1 << 64 else float(n)
 
-    def _loads(b: bytes) -> Any:
+    def _json_loads(b: bytes) -> Any:
         return _json.loads(b, parse_int=_int_like_orjson)
+
+    _JSONError, _loads = _json.JSONDecodeError, _json_loads
 
 # Both parsers give a JSON integer as an int only in [-2**63, 2**64) (orjson
 # turns larger ones into floats), so an int needs only the sign tested.
@@ -107,7 +110,7 @@ class Event(NamedTuple):
     ``MREMAP_*``), which the Kernel takes as they are.
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index on purpose
     line: int
     op: str
     pid: int | None
@@ -565,15 +568,14 @@ def _parse_event(raw: bytes, filename: str, lineno: int) -> tuple:
     if d.__class__ is not dict:
         raise TraceError(filename, lineno, f"expected a JSON object, found {_jtype(d)}")
     op = d.get("op")
-    try:
-        fn, allowed, req = _TABLE[op]
-    except (KeyError, TypeError):
+    if not isinstance(op, str) or (entry := _TABLE.get(op)) is None:
         if op is None:
             reason = ("a header is only allowed as the first object" if "format" in d
                       else "event has no \"op\"")
         else:
             reason = f"unknown op {op!r}; known: {', '.join(OPS)}"
         raise TraceError(filename, lineno, reason) from None
+    fn, allowed, req = entry
     if not allowed.issuperset(d):
         raise TraceError(filename, lineno, _field_problem(d, op))
     try:

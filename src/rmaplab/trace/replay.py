@@ -40,7 +40,7 @@ from rmaplab.errors import InvariantError, OOMKilled, SyscallError
 from rmaplab.kernel import NoSuchProcess, TouchResult
 from rmaplab.kernel.abi import AbiError
 from rmaplab.trace.dump import state_dump
-from rmaplab.trace.reader import NO_EXPECT, Event, TraceError
+from rmaplab.trace.reader import NO_EXPECT, Event, Trace, TraceError
 
 #: how many mismatches a ReplayReport keeps in full
 KEEP_MISMATCHES = 20
@@ -230,7 +230,7 @@ def _run(kernel: Any, ev: Event, filename: str,
     return res, read
 
 
-def replay(kernel: Any, events: Iterable[Event], results: Any = None, dump: Any = None,
+def replay(kernel: Any, events: Iterable[Event] | Trace, results: Any = None, dump: Any = None,
            check: bool | str = False,
            on_checkpoint: Callable[[str, int, Any], None] | None = None,
            filename: str = "<trace>",
